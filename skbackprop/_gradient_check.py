@@ -1,0 +1,82 @@
+"""Check the hand-derived gradients against finite differences."""
+
+import numpy as np
+
+# Derivatives smaller than _FLOOR * max(1, |J|) are compared absolutely, not
+# relatively. In float64 with epsilon=1e-6, rounding alone moves the difference
+# quotient by about 1e-10 * |J|, so tinier derivatives cannot be resolved.
+_FLOOR = 1e-5
+
+
+def check_gradients(estimator, X, y, epsilon=1e-6):
+    """Compare a fitted estimator's gradients with central finite differences.
+
+    For every weight and bias ``w``, the analytic derivative from
+    :meth:`BackpropMLPClassifier.loss_gradient` is compared with::
+
+        (J(w + epsilon) - J(w - epsilon)) / (2 epsilon)
+
+    the other parameters held fixed. The error of each parameter is
+    ``|a - n| / max(|a| + |n|, 1e-5 * max(1, |J|))``: relative where the
+    derivatives are large enough for finite differences to resolve, and
+    absolute (scaled) below that, where rounding in ``J`` would swamp a
+    relative comparison.
+
+    The check costs two evaluations of the objective on all of ``X`` per
+    parameter: use a small network, or a few rows of ``X``.
+
+    Parameters
+    ----------
+    estimator : BackpropMLPClassifier
+        A fitted estimator; its weights are where the gradient is checked.
+        They are left unchanged.
+    X : array-like of shape (n_samples, n_features)
+        The samples.
+    y : array-like of shape (n_samples,)
+        Their labels.
+    epsilon : float, default=1e-6
+        The finite-difference step.
+
+    Returns
+    -------
+    max_error : float
+        The largest error over all weights and biases. Correct gradients give
+        about 1e-5 or less (rounding in the finite differences sets that limit);
+        a wrong formula gives errors of order 0.1 to 1.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from sklearn.datasets import load_iris
+    >>> from skbackprop import BackpropMLPClassifier, check_gradients
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = BackpropMLPClassifier(hidden_layer_sizes=(5, 4), activation="tanh",
+    ...                             max_iter=3, random_state=0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # three epochs do not converge
+    ...     clf = clf.fit(X, y)
+    >>> bool(check_gradients(clf, X, y) < 1e-4)
+    True
+    """
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be positive; got {epsilon!r}.")
+    loss_function = estimator._loss_function(X, y)
+    coefs = [W.copy() for W in estimator.coefs_]
+    intercepts = [b.copy() for b in estimator.intercepts_]
+    loss, coef_grads, intercept_grads = loss_function(coefs, intercepts)
+    floor = _FLOOR * max(1.0, abs(loss))
+    worst = 0.0
+    for params, grads in ((coefs, coef_grads), (intercepts, intercept_grads)):
+        for p, g in zip(params, grads):
+            numeric = np.empty_like(p)
+            for index in np.ndindex(p.shape):
+                saved = p[index]
+                p[index] = saved + epsilon
+                loss_plus = loss_function(coefs, intercepts)[0]
+                p[index] = saved - epsilon
+                loss_minus = loss_function(coefs, intercepts)[0]
+                p[index] = saved
+                numeric[index] = (loss_plus - loss_minus) / (2 * epsilon)
+            error = np.abs(g - numeric) / np.maximum(np.abs(g) + np.abs(numeric), floor)
+            worst = max(worst, float(error.max()))
+    return worst

@@ -1,0 +1,81 @@
+"""Output layers, their losses, and the output delta ``P - Y``.
+
+The network's last layer produces *logits* ``Z``. An output function turns
+them into probabilities ``P``; the loss compares ``Z`` with the targets ``Y``
+(0/1 indicator rows). Each loss is computed from the logits, never as
+``log(P)``, so that it is finite however confident the network is.
+
+Both pairs below are canonical links: the derivative of the per-sample loss
+with respect to the logits is ``P - Y``. That one fact, the tutorial's "the
+error at ``y`` is always ``y - t``", is :func:`output_delta`.
+
+This module uses NumPy only.
+"""
+
+import numpy as np
+
+from ._activations import logistic
+
+
+def logsumexp(Z):
+    """Row-wise ``log(sum(exp(Z)))``, shifted by the row maximum so that no
+    ``exp`` overflows."""
+    Z_max = Z.max(axis=1, keepdims=True)
+    return (Z_max + np.log(np.exp(Z - Z_max).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def softmax(Z):
+    """Row-wise softmax ``exp(Z) / sum(exp(Z))``, with the row maximum
+    subtracted first (it cancels, and keeps every ``exp`` at most 1)."""
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def log_softmax(Z):
+    """Row-wise ``log(softmax(Z))`` as ``Z - logsumexp(Z)``: finite even where
+    the probability itself underflows to 0."""
+    return Z - logsumexp(Z)[:, None]
+
+
+def log_logistic(Z):
+    """``log(sigmoid(Z)) = -log(1 + exp(-Z))``, via ``logaddexp`` (no overflow)."""
+    return -np.logaddexp(0, -Z)
+
+
+def softmax_cross_entropy(Z, Y):
+    """Per-sample multiclass cross-entropy ``-sum_k Y[n, k] log P[n, k]``.
+
+    With ``log P = Z - logsumexp(Z)`` and one-hot rows of ``Y`` this is
+    ``logsumexp(Z[n]) - sum_k Y[n, k] Z[n, k]``: no ``log(0)`` can occur.
+    """
+    return logsumexp(Z) - (Y * Z).sum(axis=1)
+
+
+def binary_log_loss(Z, Y):
+    """Per-sample binary log-loss ``-[y log p + (1 - y) log(1 - p)]``, summed
+    over output columns.
+
+    With ``p = sigmoid(z)`` this equals ``log(1 + exp(z)) - y z``, which
+    ``logaddexp(0, z)`` computes without overflow.
+    """
+    return (np.logaddexp(0, Z) - Y * Z).sum(axis=1)
+
+
+def output_delta(P, Y):
+    """``dl/dZ = P - Y`` for both losses here.
+
+    Softmax with cross-entropy, and the sigmoid with binary log-loss, are
+    canonical-link pairs: the Jacobian of the output function cancels against
+    the derivative of the loss, leaving the tutorial's ``Y - T``.
+    """
+    return P - Y
+
+
+#: Probabilities from logits, by output activation name.
+OUTPUTS = {"softmax": softmax, "logistic": logistic}
+
+#: Log-probabilities from logits, by output activation name.
+LOG_OUTPUTS = {"softmax": log_softmax, "logistic": log_logistic}
+
+#: Per-sample loss from logits and 0/1 targets, by output activation name.
+LOSSES = {"softmax": softmax_cross_entropy, "logistic": binary_log_loss}

@@ -1,0 +1,101 @@
+"""Update rules, each an ``init``/``update`` pair with small immutable state.
+
+An optimizer turns gradients into *updates*: the amounts to add to the
+parameters. It neither changes the parameters itself, nor prints, nor
+decides when to stop::
+
+    opt = sgd(learning_rate=0.1, momentum=0.9, nesterov=True)
+    state = opt.init(params)
+    for ...:
+        updates, state = opt.update(grads, state)
+        params = [p + u for p, u in zip(params, updates)]
+
+``params``, ``grads`` and ``updates`` are sequences of arrays of matching
+shapes (for the network: ``coefs + intercepts``).
+
+This module uses NumPy only.
+"""
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+
+class Optimizer(NamedTuple):
+    """An update rule: ``init(params) -> state`` and
+    ``update(grads, state) -> (updates, state)``."""
+
+    init: Callable
+    update: Callable
+
+
+class SGDState(NamedTuple):
+    """State of :func:`sgd`: one velocity array per parameter array."""
+
+    velocity: tuple
+
+
+class AdamState(NamedTuple):
+    """State of :func:`adam`: the step count and the two moment estimates."""
+
+    step: int
+    m: tuple
+    v: tuple
+
+
+def sgd(learning_rate, momentum=0.0, nesterov=False):
+    """Gradient descent, with optional (Nesterov) momentum.
+
+    With velocity ``v`` (zero at the start) each step computes::
+
+        v      <- momentum * v - learning_rate * g
+        update  = v                                   (classical momentum)
+        update  = momentum * v - learning_rate * g    (Nesterov momentum)
+
+    With ``momentum=0`` both reduce to the tutorial's
+    ``w <- w - learning_rate * dJ/dw``.
+    """
+
+    def init(params):
+        return SGDState(velocity=tuple(np.zeros_like(p) for p in params))
+
+    def update(grads, state):
+        velocity = tuple(
+            momentum * v - learning_rate * g for v, g in zip(state.velocity, grads)
+        )
+        if nesterov:  # look ahead: apply the momentum once more, plus the gradient
+            updates = tuple(momentum * v - learning_rate * g for v, g in zip(velocity, grads))
+        else:
+            updates = velocity
+        return updates, SGDState(velocity=velocity)
+
+    return Optimizer(init, update)
+
+
+def adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+    """Adam (Kingma and Ba, 2014).
+
+    At step ``t = 1, 2, ...``::
+
+        m      <- beta_1 m + (1 - beta_1) g
+        v      <- beta_2 v + (1 - beta_2) g**2
+        lr_t    = learning_rate * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        update  = -lr_t * m / (sqrt(v) + epsilon)
+
+    ``lr_t`` folds both bias corrections into the step size, as
+    scikit-learn's ``MLPClassifier`` does.
+    """
+
+    def init(params):
+        zeros = tuple(np.zeros_like(p) for p in params)
+        return AdamState(step=0, m=zeros, v=zeros)
+
+    def update(grads, state):
+        step = state.step + 1
+        m = tuple(beta_1 * m + (1 - beta_1) * g for m, g in zip(state.m, grads))
+        v = tuple(beta_2 * v + (1 - beta_2) * g**2 for v, g in zip(state.v, grads))
+        lr_t = learning_rate * np.sqrt(1 - beta_2**step) / (1 - beta_1**step)
+        updates = tuple(-lr_t * m_i / (np.sqrt(v_i) + epsilon) for m_i, v_i in zip(m, v))
+        return updates, AdamState(step=step, m=m, v=v)
+
+    return Optimizer(init, update)

@@ -1,0 +1,83 @@
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.exceptions import NotFittedError
+
+from skbackprop import BackpropMLPClassifier, check_gradients
+from skbackprop import _activations
+
+
+def fitted(X, y, **params):
+    clf = BackpropMLPClassifier(max_iter=3, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return clf.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_classification(
+        n_samples=30, n_features=4, n_informative=3, n_redundant=0, n_classes=3,
+        random_state=0,
+    )
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("hidden", [(4,), (4, 3), (3, 3, 3)])
+def test_correct_gradients_pass(data, activation, hidden):
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=hidden, activation=activation, alpha=0.1)
+    assert check_gradients(clf, X, y) < 1e-4
+
+
+def test_binary_targets(data):
+    X, y = data
+    clf = fitted(X, y == 1, hidden_layer_sizes=(4,), activation="tanh")
+    assert check_gradients(clf, X, y == 1) < 1e-4
+
+
+def test_a_wrong_derivative_is_caught(data, monkeypatch):
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(4,), activation="tanh")
+    monkeypatch.setitem(_activations.DERIVATIVES, "tanh", lambda A: 1 - A)  # not 1 - A**2
+    assert check_gradients(clf, X, y) > 1e-2
+
+
+def test_a_missing_penalty_gradient_is_caught(data, monkeypatch):
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(4,), activation="tanh", alpha=1.0)
+    import skbackprop._estimator as estimator_module
+
+    real_objective = estimator_module.objective
+
+    def objective_without_penalty_gradient(X, Y, coefs, intercepts, activation, output, alpha):
+        loss, dcoefs, dintercepts = real_objective(X, Y, coefs, intercepts, activation, output, alpha)
+        dcoefs = [g - alpha / len(X) * W for g, W in zip(dcoefs, coefs)]
+        return loss, dcoefs, dintercepts
+
+    monkeypatch.setattr(estimator_module, "objective", objective_without_penalty_gradient)
+    assert check_gradients(clf, X, y) > 1e-2
+
+
+def test_weights_are_left_unchanged(data):
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(4,))
+    before = [W.copy() for W in clf.coefs_ + clf.intercepts_]
+    check_gradients(clf, X, y)
+    for a, b in zip(before, clf.coefs_ + clf.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_needs_a_fitted_estimator(data):
+    X, y = data
+    with pytest.raises(NotFittedError):
+        check_gradients(BackpropMLPClassifier(), X, y)
+
+
+def test_epsilon_must_be_positive(data):
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(2,))
+    with pytest.raises(ValueError, match="epsilon"):
+        check_gradients(clf, X, y, epsilon=0)
