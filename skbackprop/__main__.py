@@ -123,24 +123,24 @@ class ProgressScorer:
     whole when two fits finish together.
     """
 
-    def __init__(self, n_fits, out):
+    def __init__(self, n_fits, out, rate_width=8):
         self.n_fits = n_fits
         self.out = out
+        self.rate_width = rate_width
         self.done = 0
         self._lock = threading.Lock()
 
     def __call__(self, model, X, y):
         accuracy = model.score(X, y)
         clf = model[-1]
-        converged = clf.n_iter_ < clf.max_iter
+        stopped = "" if clf.n_iter_ < clf.max_iter else "  (stopped at max_iter)"
         with self._lock:
             self.done += 1
             say(
                 self.out,
                 f"{INDENT}fit {self.done:>{len(str(self.n_fits))}}/{self.n_fits}"
-                f"  learning_rate_init={clf.learning_rate_init:<8g}"
-                f"  epochs {clf.n_iter_:>3}{'' if converged else ' (max_iter)'}"
-                f"  fold accuracy {accuracy:.4f}",
+                f"  learning_rate_init={clf.learning_rate_init:<{self.rate_width}g}"
+                f"  epochs {clf.n_iter_:>3}  fold accuracy {accuracy:.4f}{stopped}",
             )
         return accuracy
 
@@ -149,15 +149,18 @@ def search_learning_rate(X, y, learning_rates, cv, n_jobs, classifier_params, ou
     """Fit a GridSearchCV over ``learning_rate_init``, printing each fit.
 
     The fits run in ``n_jobs`` threads rather than processes, so that every
-    fit's line is printed here, in order, by this process. NumPy does the
-    work outside the GIL, and one BLAS thread per fit keeps ``n_jobs`` fits
-    from fighting over the cores.
+    fit's line is printed by this process, in order, as soon as it is known.
+    NumPy's array arithmetic releases the GIL, so the threads overlap (for
+    this small job they beat worker processes, which take a second to start),
+    and one BLAS thread per fit keeps ``n_jobs`` fits from fighting over the
+    cores.
     """
     n_fits = len(learning_rates) * cv
+    rate_width = max(len(f"{lr:g}") for lr in learning_rates)
     search = GridSearchCV(
         make_model(BackpropMLPClassifier(**classifier_params)),
         {"mlp__learning_rate_init": list(learning_rates)},
-        scoring=ProgressScorer(n_fits, out),
+        scoring=ProgressScorer(n_fits, out, rate_width),
         cv=cv,
         n_jobs=n_jobs,
     )
@@ -274,27 +277,28 @@ def run_demo(
     say(out)
 
     X_train, X_test, y_train, y_test = load_data(n_samples)
-    say(out, f"[1/4] Loaded {len(X_train) + len(X_test)} digits (8x8 pixels, "
-             f"{len(set(y_train))} classes)")
-    say(out, f"{INDENT}stratified split, random_state=0: "
+    n_classes = len(set(y_train))
+    say(out, f"[1/4] Loaded {len(X_train) + len(X_test)} digits, 8x8 pixels, {n_classes} classes")
+    say(out, f"{INDENT}stratified split (random_state=0): "
              f"{len(X_train)} to train, {len(X_test)} to test")
 
     grid = ", ".join(f"{lr:g}" for lr in learning_rates)
     say(out, f"[2/4] Grid search of learning_rate_init over [{grid}]")
     say(out, f"{INDENT}{cv}-fold CV, {len(learning_rates) * cv} fits, {n_jobs} at a time")
-    # Some fits stop at max_iter: expected in a demo, and the fit lines show it.
+    # Fits that stop at max_iter are expected here, and their fit lines say so;
+    # every other warning still shows.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         search = search_learning_rate(X_train, y_train, learning_rates, cv, n_jobs, params, out)
-        say(out, f"{INDENT}best: learning_rate_init={search.best_params_['mlp__learning_rate_init']:g}"
-                 f" (mean CV accuracy {search.best_score_:.4f}), refit on the training set")
+        best_lr = _best_learning_rate(search)["learning_rate_init"]
+        say(out, f"{INDENT}best: learning_rate_init={best_lr:g} "
+                 f"(mean CV accuracy {search.best_score_:.4f}), refit on the training set")
 
         say(out, "[3/4] Search results")
         for line in format_search_results(search):
             say(out, INDENT + line)
 
-        say(out, f"[4/4] Held-out test set ({len(X_test)} digits), "
-                 f"learning_rate_init={_best_learning_rate(search)['learning_rate_init']:g}")
+        say(out, f"[4/4] Held-out test set ({len(X_test)} digits), learning_rate_init={best_lr:g}")
         scores, agreement = compare_on_test_set(search, X_train, y_train, X_test, y_test, params)
     for line in format_scores(scores):
         say(out, INDENT + line)
