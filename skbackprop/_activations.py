@@ -19,10 +19,12 @@ def identity(Z):
 def logistic(Z):
     """Sigmoid ``f(z) = 1 / (1 + exp(-z))``, computed without overflow.
 
-    ``1 / (1 + exp(-z))`` equals ``(1 + tanh(z / 2)) / 2``; the right-hand side
-    never overflows, for any finite ``z``.
+    With ``E = exp(-|z|)``, which lies in (0, 1], the sigmoid is ``1 / (1 + E)``
+    for ``z >= 0`` and ``E / (1 + E)`` for ``z < 0``: no ``exp`` overflows, and
+    tiny values in the lower tail keep their full relative precision.
     """
-    return 0.5 * (1.0 + np.tanh(0.5 * Z))
+    E = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1, E) / (1 + E)
 
 
 def tanh(Z):

@@ -1,42 +1,82 @@
 """BackpropMLPClassifier: the scikit-learn layer.
 
 Everything scikit-learn specific lives here: parameter and data validation,
-label encoding, fitted attributes and warnings. The modules below it see
-only validated float arrays.
+label encoding, sample and class weights, the validation split, callbacks,
+fitted attributes and warnings. The modules below it see only validated
+float arrays.
 """
 
+import functools
 import warnings
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._losses import LOG_OUTPUTS, OUTPUTS
-from ._network import init_params, objective, predict_logits
+from ._losses import OUTPUTS
+from ._network import init_params, loss_from_logits, objective, predict_logits
 from ._optimizers import adam, sgd
-from ._training import train_minibatch
+from ._training import MinibatchConfig, SolverState, train_lbfgs, train_minibatch
+
+try:  # scikit-learn >= 1.9 has a callback API; older versions simply go without
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+
+    _CALLBACK_BASES = (CallbackSupportMixin,)
+except ImportError:  # pragma: no cover - depends on the installed scikit-learn
+    _CALLBACK_BASES = ()
+
+    def with_callbacks(method):
+        return method
 
 
-@contextmanager
-def _restore_on_error(estimator):
-    """Undo every attribute change to ``estimator`` if the block raises, so
-    that a failed ``fit`` leaves the estimator as it found it."""
-    saved = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise
+def _undo_on_error(method):
+    """Make ``method`` all or nothing: if it raises, every attribute of the
+    estimator is put back as it was, so a failed fit leaves no trace."""
+
+    @functools.wraps(method)
+    def undoable(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    return undoable
 
 
-class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
+class _CallbackHooks:
+    """Reports each epoch (or L-BFGS iteration) to scikit-learn's callbacks as
+    a leaf subtask of the fit task, and passes on their request to stop."""
+
+    def __init__(self, estimator, context, task_name, X, y, metadata, fitted_attributes):
+        self.estimator, self.context, self.task_name = estimator, context, task_name
+        self.data = dict(X=X, y=y, metadata=metadata)
+        self.fitted_attributes = fitted_attributes
+        self.subtask = None
+
+    def begin(self, index):
+        self.subtask = self.context.subcontext(task_name=self.task_name)
+        self.subtask.call_on_fit_task_begin(estimator=self.estimator, **self.data)
+
+    def end(self, index, params):
+        return self.subtask.call_on_fit_task_end(
+            estimator=self.estimator,
+            reconstruction_attributes=lambda: self.fitted_attributes(params),
+            **self.data,
+        )
+
+
+class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     """Multilayer perceptron classifier trained by hand-written backpropagation.
 
     A drop-in replacement for scikit-learn's
@@ -164,10 +204,12 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"sgd", "adam"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
@@ -176,10 +218,14 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
     def __init__(
@@ -190,7 +236,9 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         solver="adam",
         alpha=1e-4,
         batch_size="auto",
+        learning_rate="constant",
         learning_rate_init=1e-3,
+        power_t=0.5,
         max_iter=200,
         shuffle=True,
         random_state=None,
@@ -199,17 +247,23 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         warm_start=False,
         momentum=0.9,
         nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
+        class_weight=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -218,16 +272,22 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         self.warm_start = warm_start
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.class_weight = class_weight
 
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Train the network on ``X`` and ``y`` by minibatch backpropagation.
+    @_undo_on_error
+    @with_callbacks
+    def fit(self, X, y, sample_weight=None):
+        """Train the network on ``X`` and ``y``.
 
         Parameters
         ----------
@@ -236,6 +296,10 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels, of any type ``numpy.unique`` can sort; at least two
             classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights ``s_n`` of the samples in the objective
+            (``S`` becomes their sum). Integer weights act like repeated rows,
+            zero weights like removed rows. Multiplied by ``class_weight``.
 
         Returns
         -------
@@ -245,32 +309,99 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            If the data or the labels are invalid, if ``warm_start`` is asked
-            to continue with other classes or layer sizes, or if the training
-            loss becomes non-finite (the learning rate is too large). The
-            estimator is then left exactly as it was before the call.
+            If the data, the labels or the weights are invalid, or if
+            ``warm_start`` is asked to continue with other classes or layer
+            sizes. The estimator is then left exactly as it was.
         """
-        with _restore_on_error(self):
-            warm = self.warm_start and hasattr(self, "coefs_")
-            X, y = validate_data(self, X, y, reset=not warm, dtype=np.float64)
-            classes = self._check_classes(y, warm)
-            layer_sizes = self._layer_sizes(X.shape[1], len(classes))
-            Y = _one_hot(y, classes)
-            rng = check_random_state(self.random_state)
-            coefs, intercepts = self._starting_weights(layer_sizes, warm, rng)
-            result = self._train(coefs, intercepts, X, Y, rng, warm)
-            self._set_fitted_state(classes, coefs, intercepts, result, len(X), warm)
-        if not result.converged:
-            warnings.warn(
-                f"Maximum iterations ({self.max_iter}) reached and the optimization "
-                "hasn't converged yet. Increase max_iter, or the learning rate.",
-                ConvergenceWarning,
-            )
+        warm = self.warm_start and hasattr(self, "coefs_")
+        X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=not warm)
+        classes = self._check_classes(y, warm)
+        self._train(X, y, sample_weight, classes, warm=warm, incremental=False)
         return self
+
+    def _partial_fit_available(self):
+        if self.solver == "lbfgs":
+            raise AttributeError(
+                "partial_fit is only available for the stochastic solvers 'sgd' and "
+                f"'adam'; solver={self.solver!r}."
+            )
+        return True
+
+    @available_if(_partial_fit_available)
+    @_fit_context(prefer_skip_nested_validation=True)
+    @_undo_on_error
+    @with_callbacks
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one epoch over ``X`` and ``y``, continuing from the current weights.
+
+        The optimizer's state (velocities or Adam moments, and the learning
+        rate of a schedule) carries over from one call to the next. Not
+        available with ``solver='lbfgs'``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels, all of them in ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every class that any call will see. Required on the first call
+            (``y`` of one chunk may lack some classes), optional afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples, as in :meth:`fit`.
+
+        Returns
+        -------
+        self : BackpropMLPClassifier
+            The updated estimator.
+        """
+        first = not hasattr(self, "coefs_")
+        if self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True.")
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' needs the class frequencies of all the data, "
+                "which partial_fit never sees at once. Pass a dict instead, e.g. from "
+                "sklearn.utils.class_weight.compute_class_weight on the full labels."
+            )
+        classes = self._partial_fit_classes(classes, first)
+        X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=first)
+        self._train(X, y, sample_weight, classes, warm=not first, incremental=True)
+        return self
+
+    def _partial_fit_classes(self, classes, first):
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if classes is None:
+            return self.classes_
+        classes = np.unique(np.asarray(classes))
+        if first:
+            if len(classes) < 2:
+                raise ValueError(
+                    f"classes has only one class ({classes.tolist()}); a classifier needs "
+                    "at least two."
+                )
+            return classes
+        if not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"classes={classes.tolist()} differs from the classes of the first call "
+                f"to partial_fit, {self.classes_.tolist()}."
+            )
+        return classes
+
+    def _validate_training_data(self, X, y, sample_weight, reset):
+        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
+        check_classification_targets(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight sums to zero: no sample would count.")
+        return X, y, sample_weight
 
     def _check_classes(self, y, warm):
         """The sorted classes of ``y``, checked for fit (and for warm start)."""
-        check_classification_targets(y)
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(
@@ -283,6 +414,29 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
                 f"previous fit, {self.classes_.tolist()}; y has {classes.tolist()}."
             )
         return classes
+
+    def _train(self, X, y, sample_weight, classes, *, warm, incremental):
+        """The common recipe of ``fit`` and ``partial_fit``."""
+        layer_sizes = self._layer_sizes(X.shape[1], len(classes))
+        Y = _one_hot(y, classes)
+        weights = self._combined_weights(y, sample_weight)
+        rng = check_random_state(self.random_state)
+        coefs, intercepts = self._starting_weights(layer_sizes, warm, rng)
+        context = self._begin_callbacks(X, y, sample_weight, incremental)
+        hooks = self._callback_hooks(context, X, y, sample_weight, classes)
+        if self.solver == "lbfgs":
+            result = self._run_lbfgs(coefs, intercepts, X, Y, weights, hooks)
+        else:
+            result = self._run_stochastic(
+                coefs, intercepts, X, y, Y, weights, rng, hooks, warm, incremental
+            )
+        self._set_fitted_state(classes, coefs, intercepts, result, X, Y, weights, warm, incremental)
+        if context is not None:
+            context.call_on_fit_task_end(
+                estimator=self, X=X, y=y, metadata=_metadata(sample_weight),
+                reconstruction_attributes={},
+            )
+        self._warn_about(result, incremental)
 
     def _layer_sizes(self, n_features, n_classes):
         """``[n_features, *hidden_layer_sizes, n_outputs]``, with each hidden size checked."""
@@ -297,22 +451,126 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         n_outputs = 1 if n_classes == 2 else n_classes
         return [n_features, *(int(size) for size in hidden), n_outputs]
 
+    def _combined_weights(self, y, sample_weight):
+        """``sample_weight`` times the weights of ``class_weight``; None if both are."""
+        if self.class_weight is None:
+            return sample_weight
+        weights = compute_sample_weight(self.class_weight, y)
+        return weights if sample_weight is None else weights * sample_weight
+
     def _starting_weights(self, layer_sizes, warm, rng):
-        """Fresh Glorot weights, or copies of the current ones under warm start."""
+        """Fresh Glorot weights, or copies of the current ones to continue from."""
         if not warm:
             return init_params(layer_sizes, self.activation, rng)
         shapes = [W.shape for W in self.coefs_]
         if shapes != list(zip(layer_sizes[:-1], layer_sizes[1:])):
             raise ValueError(
-                f"warm_start=True needs the layer shapes of the previous fit, {shapes}; "
-                f"hidden_layer_sizes={self.hidden_layer_sizes!r} gives others."
+                f"Training can only continue with the layer shapes of the previous fit, "
+                f"{shapes}; hidden_layer_sizes={self.hidden_layer_sizes!r} gives others."
             )
         return [W.copy() for W in self.coefs_], [b.copy() for b in self.intercepts_]
 
+    # ------------------------------------------------------------ callbacks
+
+    def _begin_callbacks(self, X, y, sample_weight, incremental):
+        """Open the fit task for scikit-learn's callbacks (scikit-learn >= 1.9)."""
+        if not _CALLBACK_BASES:
+            return None
+        max_subtasks = 1 if incremental else self.max_iter
+        task_name = "partial_fit" if incremental else "fit"
+        context = self._init_callback_context(task_name=task_name, max_subtasks=max_subtasks)
+        context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=_metadata(sample_weight))
+        return context
+
+    def _callback_hooks(self, context, X, y, sample_weight, classes):
+        if context is None or not getattr(self, "_skl_callbacks", None):
+            return None
+        n_layers = len(self._layer_sizes(X.shape[1], len(classes))) - 1
+
+        def fitted_attributes(params):
+            return {
+                "classes_": classes,
+                "coefs_": [p.copy() for p in params[:n_layers]],
+                "intercepts_": [p.copy() for p in params[n_layers:]],
+                "n_layers_": n_layers + 1,
+                "n_outputs_": params[n_layers - 1].shape[1],
+                "out_activation_": _output_activation(params[n_layers - 1].shape[1]),
+            }
+
+        task_name = "iteration" if self.solver == "lbfgs" else "epoch"
+        return _CallbackHooks(
+            self, context, task_name, X, y, _metadata(sample_weight), fitted_attributes
+        )
+
+    # -------------------------------------------------------------- solvers
+
+    def _objective(self, n_layers, output):
+        """``objective(params, X, Y, sample_weight) -> (loss, grads)`` over the
+        flat parameter list ``coefs + intercepts``."""
+
+        def flat_objective(params, X, Y, sample_weight):
+            loss, dcoefs, dintercepts = objective(
+                X, Y, params[:n_layers], params[n_layers:], self.activation, output,
+                self.alpha, sample_weight,
+            )
+            return loss, dcoefs + dintercepts
+
+        return flat_objective
+
+    def _run_lbfgs(self, coefs, intercepts, X, Y, weights, hooks):
+        flat_objective = self._objective(len(coefs), _output_activation(Y.shape[1]))
+        # A run that overflows is detected from its loss and reported as a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return train_lbfgs(
+                flat_objective, coefs + intercepts, X, Y, weights, max_iter=self.max_iter,
+                max_fun=self.max_fun, tol=self.tol, hooks=hooks, verbose=self.verbose,
+            )
+
+    def _run_stochastic(self, coefs, intercepts, X, y, Y, weights, rng, hooks, warm, incremental):
+        params = coefs + intercepts
+        output = _output_activation(Y.shape[1])
+        flat_objective = self._objective(len(coefs), output)
+        validate = None
+        if self.early_stopping:
+            X, y, Y, weights, validate = self._validation_split(
+                X, y, Y, weights, rng, len(coefs), output
+            )
+        config = MinibatchConfig(
+            batch_size=self._batch_size(X.shape[0]),
+            max_iter=1 if incremental else self.max_iter,
+            shuffle=self.shuffle,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            schedule=self.learning_rate if self.solver == "sgd" else "constant",
+            learning_rate_init=self.learning_rate_init,
+            power_t=self.power_t,
+        )
+        optimizer = self._optimizer()
+        state = self._solver_state(optimizer, params, warm, incremental)
+        # Overflow only happens in a diverging run, which the divergence guard
+        # detects from the loss and reports: numpy's own warnings would be noise.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return train_minibatch(
+                flat_objective, params, X, Y, weights, optimizer, config, state, rng,
+                validate=validate, hooks=hooks, verbose=self.verbose,
+            )
+
     def _optimizer(self):
         if self.solver == "sgd":
-            return sgd(self.learning_rate_init, self.momentum, self.nesterovs_momentum)
-        return adam(self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
+            return sgd(self.momentum, self.nesterovs_momentum)
+        return adam(self.beta_1, self.beta_2, self.epsilon)
+
+    def _solver_state(self, optimizer, params, warm, incremental):
+        """Where minibatch training starts: ``partial_fit`` resumes the
+        optimizer of the previous call; ``fit`` starts a fresh one."""
+        if incremental and hasattr(self, "_stochastic_state"):
+            return self._stochastic_state
+        if self.early_stopping:
+            best = self.best_validation_score_ if warm else -np.inf
+        else:
+            best = self.best_loss_ if warm and self.best_loss_ is not None else np.inf
+        samples_seen = self.t_ if warm else 0
+        return SolverState(optimizer.init(params), self.learning_rate_init, 0, best, samples_seen)
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -325,57 +583,99 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
             )
         return min(self.batch_size, n_samples)
 
-    def _train(self, coefs, intercepts, X, Y, rng, warm):
-        """Run the solver; ``coefs`` and ``intercepts`` are updated in place."""
-        n_layers = len(coefs)
-        output = _output_activation(Y.shape[1])
+    def _validation_split(self, X, y, Y, weights, rng, n_layers, output):
+        """Hold out ``validation_fraction`` of the data, stratified by class.
 
-        def batch_objective(params, X_batch, Y_batch):
-            loss, dcoefs, dintercepts = objective(
-                X_batch, Y_batch, params[:n_layers], params[n_layers:],
-                self.activation, output, self.alpha,
-            )
-            return loss, dcoefs + dintercepts
-
-        # Overflow only happens in a diverging run, which is detected from the
-        # loss and reported below: numpy's own warnings would only be noise.
-        with np.errstate(over="ignore", invalid="ignore"):
-            result = train_minibatch(
-                batch_objective,
-                coefs + intercepts,
-                X,
-                Y,
-                self._optimizer(),
-                batch_size=self._batch_size(X.shape[0]),
-                max_iter=self.max_iter,
-                shuffle=self.shuffle,
-                rng=rng,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
-                best_loss=self.best_loss_ if warm else np.inf,
-                verbose=self.verbose,
-            )
-        if result.diverged:
+        Returns the training part and ``validate(params) -> (accuracy, loss)``
+        on the held-out part (both weighted by the sample weights).
+        """
+        n_validation = int(np.ceil(self.validation_fraction * X.shape[0]))
+        n_classes = len(np.unique(y))
+        if n_validation < n_classes:
             raise ValueError(
-                f"Training diverged: the training loss became {result.loss_curve[-1]} "
-                f"at epoch {len(result.loss_curve)}. learning_rate_init="
-                f"{self.learning_rate_init} is probably too large; try a smaller one "
-                "(and standardise the features)."
+                f"early_stopping needs a validation set with a sample of each of the "
+                f"{n_classes} classes, but validation_fraction={self.validation_fraction} "
+                f"of {X.shape[0]} samples holds only {n_validation}. Increase "
+                "validation_fraction, or set early_stopping=False."
             )
-        return result
+        arrays = [X, y, Y] + ([] if weights is None else [weights])
+        parts = train_test_split(
+            *arrays, test_size=self.validation_fraction, random_state=rng, stratify=y
+        )
+        X, X_val, y, y_val, Y, Y_val = parts[:6]
+        weights, w_val = (None, None) if weights is None else parts[6:]
+        true_indices = _class_indices(Y_val)
 
-    def _set_fitted_state(self, classes, coefs, intercepts, result, n_samples, warm):
+        def validate(params):
+            Z = predict_logits(X_val, params[:n_layers], params[n_layers:], self.activation)
+            predicted = _proba_from_logits(Z).argmax(axis=1)
+            score = accuracy_score(true_indices, predicted, sample_weight=w_val)
+            return score, loss_from_logits(Z, Y_val, params[:n_layers], output, self.alpha, w_val)
+
+        return X, y, Y, weights, validate
+
+    # ------------------------------------------------------- fitted state
+
+    def _set_fitted_state(self, classes, coefs, intercepts, result, X, Y, weights, warm, incremental):
         self.classes_ = classes
         self.coefs_ = coefs
         self.intercepts_ = intercepts
         self.n_layers_ = len(coefs) + 1
         self.n_outputs_ = coefs[-1].shape[1]
         self.out_activation_ = _output_activation(self.n_outputs_)
-        self.loss_curve_ = (self.loss_curve_ if warm else []) + result.loss_curve
-        self.loss_ = self.loss_curve_[-1]
-        self.best_loss_ = result.best_loss
         self.n_iter_ = len(result.loss_curve)
-        self.t_ = (self.t_ if warm else 0) + n_samples * self.n_iter_
+        self.loss_curve_ = (self.loss_curve_ if warm else []) + result.loss_curve
+        if self.solver == "lbfgs":
+            self.t_ = (self.t_ if warm else 0) + X.shape[0] * self.n_iter_
+        else:
+            self.t_ = result.state.samples_seen
+            self._stochastic_state = result.state
+        if self.solver != "lbfgs" and self.early_stopping:
+            self.validation_scores_ = (self.validation_scores_ if warm else []) + result.validation_scores
+            self.validation_loss_curve_ = (
+                self.validation_loss_curve_ if warm else []
+            ) + result.validation_losses
+            self.best_validation_score_ = result.state.best
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = self.validation_loss_curve_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = result.state.best
+        if self.solver == "lbfgs" or result.diverged or not self.loss_curve_:
+            # the training objective of the weights returned
+            Z = predict_logits(X, coefs, intercepts, self.activation)
+            self.loss_ = loss_from_logits(Z, Y, coefs, self.out_activation_, self.alpha, weights)
+        else:
+            self.loss_ = self.loss_curve_[-1]
+
+    def _warn_about(self, result, incremental):
+        if result.diverged and self.solver == "lbfgs":
+            warnings.warn(
+                "L-BFGS reached a non-finite loss; the starting weights were kept. "
+                "Standardise the features, or increase alpha.",
+                ConvergenceWarning,
+            )
+        elif result.diverged:
+            lr = self.learning_rate_init
+            warnings.warn(
+                f"Training diverged in epoch {len(result.loss_curve)}: the training loss "
+                f"reached {result.loss_curve[-1]:.3g}. The weights of the best epoch were "
+                f"restored. learning_rate_init={lr} is probably too large; try a smaller "
+                f"one, such as {lr / 10:g}.",
+                ConvergenceWarning,
+            )
+        elif not (result.converged or result.stopped or incremental):
+            if self.solver == "lbfgs":
+                message = (
+                    f"L-BFGS stopped before converging (max_iter={self.max_iter}, "
+                    f"max_fun={self.max_fun}). Increase them, or scale the data."
+                )
+            else:
+                message = (
+                    f"Maximum iterations ({self.max_iter}) reached and the optimization "
+                    "hasn't converged yet. Increase max_iter, or the learning rate."
+                )
+            warnings.warn(message, ConvergenceWarning)
 
     # -------------------------------------------------------------- predict
 
@@ -397,19 +697,15 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             ``proba[n, k]`` is the probability of ``classes_[k]``; rows sum to 1.
         """
-        Z = self._logits(X)
-        P = OUTPUTS[self.out_activation_](Z)
-        if self.out_activation_ == "logistic":  # one unit holds P(classes_[1])
-            P = np.hstack([1 - P, P])
+        P = _proba_from_logits(self._logits(X))
         _check_finite(P)
         return P
 
     def predict_log_proba(self, X):
-        """Logarithm of the class probabilities, computed from the logits.
+        """Logarithm of the class probabilities.
 
-        Computed as ``log_softmax`` of the logits (or ``log sigmoid`` for two
-        classes), so entries stay finite where ``predict_proba`` underflows
-        to 0.
+        ``log(predict_proba(X))``: ``-inf`` where a probability underflows to
+        0 (a logit margin beyond about 745), as in ``MLPClassifier``.
 
         Parameters
         ----------
@@ -420,12 +716,8 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        Z = self._logits(X)
-        if self.out_activation_ == "logistic":  # log(1 - sigmoid(z)) = log sigmoid(-z)
-            Z = np.hstack([-Z, Z])
-        log_P = LOG_OUTPUTS[self.out_activation_](Z)
-        _check_finite(log_P)
-        return log_P
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X):
         """The most probable class of each sample.
@@ -445,12 +737,15 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ gradients
 
-    def loss_gradient(self, X, y):
+    def loss_gradient(self, X, y, sample_weight=None):
         """The training objective at the current weights, and its gradient.
 
         This is exactly what ``fit`` descends, evaluated on all of ``X``::
 
-            J = (1/S) sum_n l_n + alpha / (2 S) sum_i ||coefs_[i]||_F^2
+            J = (1/S) sum_n s_n l_n + alpha / (2 S) sum_i ||coefs_[i]||_F^2
+
+        with ``s_n`` the sample weight times the class weight of sample ``n``
+        and ``S`` their sum (the number of samples, without weights).
 
         Parameters
         ----------
@@ -458,6 +753,8 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
             The samples.
         y : array-like of shape (n_samples,)
             Their labels, taken from ``classes_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights, as in :meth:`fit`.
 
         Returns
         -------
@@ -485,25 +782,41 @@ class BackpropMLPClassifier(ClassifierMixin, BaseEstimator):
         >>> bool(loss < 0.01)
         True
         """
-        return self._loss_function(X, y)(self.coefs_, self.intercepts_)
+        return self._loss_function(X, y, sample_weight)(self.coefs_, self.intercepts_)
 
-    def _loss_function(self, X, y):
+    def _loss_function(self, X, y, sample_weight=None):
         """``f(coefs, intercepts) -> (loss, coef_grads, intercept_grads)`` on
-        the validated ``X`` and ``y``: the objective at any weights."""
+        the validated ``X``, ``y`` and weights: the objective at any weights."""
         check_is_fitted(self)
-        X, y = validate_data(self, X, y, reset=False, dtype=np.float64)
+        X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=False)
         Y = _one_hot(y, self.classes_)
+        weights = self._combined_weights(y, sample_weight)
 
         def loss_function(coefs, intercepts):
             return objective(
-                X, Y, coefs, intercepts, self.activation, self.out_activation_, self.alpha
+                X, Y, coefs, intercepts, self.activation, self.out_activation_, self.alpha,
+                weights,
             )
 
         return loss_function
 
 
+def _metadata(sample_weight):
+    return {} if sample_weight is None else {"sample_weight": sample_weight}
+
+
 def _output_activation(n_outputs):
     return "logistic" if n_outputs == 1 else "softmax"
+
+
+def _proba_from_logits(Z):
+    """Class probabilities from the logits. For two classes the single
+    logistic unit gives ``P(classes_[1]) = sigmoid(z)``, and
+    ``P(classes_[0]) = 1 - sigmoid(z)`` is computed as ``sigmoid(-z)``, which
+    keeps its precision where it is tiny."""
+    if Z.shape[1] == 1:
+        return np.hstack([OUTPUTS["logistic"](-Z), OUTPUTS["logistic"](Z)])
+    return OUTPUTS["softmax"](Z)
 
 
 def _one_hot(y, classes):
@@ -518,6 +831,11 @@ def _one_hot(y, classes):
         )
     Y = hits.astype(np.float64)
     return Y[:, 1:] if len(classes) == 2 else Y
+
+
+def _class_indices(Y):
+    """The index in ``classes_`` of each row of 0/1 targets made by :func:`_one_hot`."""
+    return Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
 
 
 def _check_finite(values):

@@ -31,17 +31,6 @@ def softmax(Z):
     return E / E.sum(axis=1, keepdims=True)
 
 
-def log_softmax(Z):
-    """Row-wise ``log(softmax(Z))`` as ``Z - logsumexp(Z)``: finite even where
-    the probability itself underflows to 0."""
-    return Z - logsumexp(Z)[:, None]
-
-
-def log_logistic(Z):
-    """``log(sigmoid(Z)) = -log(1 + exp(-Z))``, via ``logaddexp`` (no overflow)."""
-    return -np.logaddexp(0, -Z)
-
-
 def softmax_cross_entropy(Z, Y):
     """Per-sample multiclass cross-entropy ``-sum_k Y[n, k] log P[n, k]``.
 
@@ -73,9 +62,6 @@ def output_delta(P, Y):
 
 #: Probabilities from logits, by output activation name.
 OUTPUTS = {"softmax": softmax, "logistic": logistic}
-
-#: Log-probabilities from logits, by output activation name.
-LOG_OUTPUTS = {"softmax": log_softmax, "logistic": log_logistic}
 
 #: Per-sample loss from logits and 0/1 targets, by output activation name.
 LOSSES = {"softmax": softmax_cross_entropy, "logistic": binary_log_loss}

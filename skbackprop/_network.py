@@ -96,6 +96,20 @@ def predict_logits(X, coefs, intercepts, activation):
     return forward(X, coefs, intercepts, activation)[1]
 
 
+def _sample_weights(sample_weight, n_samples, dtype):
+    """``s`` and ``S``: the weights (all 1 when None) and their sum."""
+    s = np.ones(n_samples, dtype=dtype) if sample_weight is None else sample_weight
+    return s, s.sum()
+
+
+def loss_from_logits(Z, Y, coefs, output, alpha, sample_weight=None):
+    """``J = (1/S) sum_n s[n] l(Z[n], Y[n]) + alpha / (2 S) sum_i ||W[i]||_F^2``,
+    from the output logits ``Z``: the objective without its gradient."""
+    s, S = _sample_weights(sample_weight, Z.shape[0], Z.dtype)
+    penalty = sum(np.vdot(W, W) for W in coefs)  # sum_i ||W[i]||_F^2
+    return float((s @ LOSSES[output](Z, Y)) / S + alpha / (2 * S) * penalty)
+
+
 def objective(X, Y, coefs, intercepts, activation, output, alpha, sample_weight=None):
     """The training objective ``J`` at the given weights, and its gradient.
 
@@ -111,22 +125,19 @@ def objective(X, Y, coefs, intercepts, activation, output, alpha, sample_weight=
     alpha : float
         L2 penalty on the weights (not the biases).
     sample_weight : ndarray of shape (n_samples,) or None
-        ``None`` weighs every sample 1.
+        ``None`` weighs every sample 1. The weights must not sum to 0.
 
     Returns
     -------
     loss : float
     dcoefs, dintercepts : list of ndarray
     """
-    n_samples = X.shape[0]
-    s = np.ones(n_samples, dtype=X.dtype) if sample_weight is None else sample_weight
-    S = s.sum()
+    s, S = _sample_weights(sample_weight, X.shape[0], X.dtype)
     activations, Z = forward(X, coefs, intercepts, activation)
-    penalty = sum(np.vdot(W, W) for W in coefs)  # sum_i ||W[i]||_F^2
-    loss = (s @ LOSSES[output](Z, Y)) / S + alpha / (2 * S) * penalty
+    loss = loss_from_logits(Z, Y, coefs, output, alpha, s)
     P = OUTPUTS[output](Z)
     dZ = output_delta(P, Y) * (s / S)[:, None]  # dJ/dZ[n] = s[n] (P[n] - Y[n]) / S
     dcoefs, dintercepts = backward(activations, dZ, coefs, activation)
     for i, W in enumerate(coefs):
         dcoefs[i] += (alpha / S) * W  # gradient of the penalty alpha/(2S) ||W||^2
-    return float(loss), dcoefs, dintercepts
+    return loss, dcoefs, dintercepts

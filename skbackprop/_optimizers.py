@@ -2,12 +2,13 @@
 
 An optimizer turns gradients into *updates*: the amounts to add to the
 parameters. It neither changes the parameters itself, nor prints, nor
-decides when to stop::
+decides when to stop. The learning rate is passed to every ``update``, so
+that the training loop can follow a schedule::
 
-    opt = sgd(learning_rate=0.1, momentum=0.9, nesterov=True)
+    opt = sgd(momentum=0.9, nesterov=True)
     state = opt.init(params)
     for ...:
-        updates, state = opt.update(grads, state)
+        updates, state = opt.update(grads, state, learning_rate)
         params = [p + u for p, u in zip(params, updates)]
 
 ``params``, ``grads`` and ``updates`` are sequences of arrays of matching
@@ -23,7 +24,7 @@ import numpy as np
 
 class Optimizer(NamedTuple):
     """An update rule: ``init(params) -> state`` and
-    ``update(grads, state) -> (updates, state)``."""
+    ``update(grads, state, learning_rate) -> (updates, state)``."""
 
     init: Callable
     update: Callable
@@ -43,7 +44,7 @@ class AdamState(NamedTuple):
     v: tuple
 
 
-def sgd(learning_rate, momentum=0.0, nesterov=False):
+def sgd(momentum=0.0, nesterov=False):
     """Gradient descent, with optional (Nesterov) momentum.
 
     With velocity ``v`` (zero at the start) each step computes::
@@ -59,7 +60,7 @@ def sgd(learning_rate, momentum=0.0, nesterov=False):
     def init(params):
         return SGDState(velocity=tuple(np.zeros_like(p) for p in params))
 
-    def update(grads, state):
+    def update(grads, state, learning_rate):
         velocity = tuple(
             momentum * v - learning_rate * g for v, g in zip(state.velocity, grads)
         )
@@ -72,7 +73,7 @@ def sgd(learning_rate, momentum=0.0, nesterov=False):
     return Optimizer(init, update)
 
 
-def adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+def adam(beta_1=0.9, beta_2=0.999, epsilon=1e-8):
     """Adam (Kingma and Ba, 2014).
 
     At step ``t = 1, 2, ...``::
@@ -90,7 +91,7 @@ def adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         zeros = tuple(np.zeros_like(p) for p in params)
         return AdamState(step=0, m=zeros, v=zeros)
 
-    def update(grads, state):
+    def update(grads, state, learning_rate):
         step = state.step + 1
         m = tuple(beta_1 * m + (1 - beta_1) * g for m, g in zip(state.m, grads))
         v = tuple(beta_2 * v + (1 - beta_2) * g**2 for v, g in zip(state.v, grads))

@@ -50,6 +50,11 @@ def test_logistic_saturates_without_overflow():
     assert_allclose(out, [0.0, 0.0, 0.5, 1.0, 1.0])
 
 
+def test_logistic_keeps_relative_precision_in_the_lower_tail():
+    Z = np.array([-40.0, -100.0, -700.0])
+    assert_allclose(ACTIVATIONS["logistic"](Z), np.exp(Z) / (1 + np.exp(Z)), rtol=1e-14)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_dtype_is_preserved(name, dtype):

@@ -1,4 +1,11 @@
-"""scikit-learn's own estimator checks, over several configurations."""
+"""scikit-learn's own estimator checks, over several configurations.
+
+Not among them: ``early_stopping=True`` and ``class_weight='balanced'``. Both
+make a weighted fit differ from a fit on repeated rows by design (the
+validation split and the class frequencies see rows, not weights), which
+``check_sample_weight_equivalence_on_dense_data`` would flag; their own tests
+are in ``test_training_options.py``.
+"""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -21,6 +28,15 @@ CONFIGURATIONS = [
     BackpropMLPClassifier(
         hidden_layer_sizes=(8,), activation="identity", solver="adam",
         learning_rate_init=0.01, random_state=0,
+    ),
+    BackpropMLPClassifier(hidden_layer_sizes=(10,), solver="lbfgs", random_state=0),
+    BackpropMLPClassifier(
+        hidden_layer_sizes=(20,), solver="sgd", learning_rate="adaptive",
+        learning_rate_init=0.05, random_state=0,
+    ),
+    BackpropMLPClassifier(
+        hidden_layer_sizes=(20,), solver="sgd", learning_rate="invscaling", power_t=0.25,
+        learning_rate_init=0.2, random_state=0,
     ),
 ]
 

@@ -52,8 +52,8 @@ def test_a_missing_penalty_gradient_is_caught(data, monkeypatch):
 
     real_objective = estimator_module.objective
 
-    def objective_without_penalty_gradient(X, Y, coefs, intercepts, activation, output, alpha):
-        loss, dcoefs, dintercepts = real_objective(X, Y, coefs, intercepts, activation, output, alpha)
+    def objective_without_penalty_gradient(X, Y, coefs, intercepts, activation, output, alpha, w):
+        loss, dcoefs, dintercepts = real_objective(X, Y, coefs, intercepts, activation, output, alpha, w)
         dcoefs = [g - alpha / len(X) * W for g, W in zip(dcoefs, coefs)]
         return loss, dcoefs, dintercepts
 

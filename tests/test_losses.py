@@ -3,11 +3,9 @@ import pytest
 from numpy.testing import assert_allclose
 
 from skbackprop._losses import (
-    LOG_OUTPUTS,
     LOSSES,
     OUTPUTS,
     binary_log_loss,
-    log_softmax,
     output_delta,
     softmax,
     softmax_cross_entropy,
@@ -26,12 +24,6 @@ def test_softmax_rows_are_probabilities_even_for_huge_logits():
     assert_allclose(P[0], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum())
     assert_allclose(P[1], [1.0, 0.0, 0.0])
     assert_allclose(P[2], [1 / 3] * 3)
-
-
-def test_log_softmax_is_finite_where_softmax_underflows():
-    Z = np.array([[0.0, -2000.0]])
-    assert softmax(Z)[0, 1] == 0.0
-    assert_allclose(log_softmax(Z), [[0.0, -2000.0]])
 
 
 def test_softmax_cross_entropy_is_the_tutorials_cost():
@@ -77,9 +69,3 @@ def test_output_delta_is_the_derivative_of_the_loss(output):
         E[index] = h
         numeric[index] = (loss(Z + E, Y) - loss(Z - E, Y)).sum() / (2 * h)
     assert_allclose(output_delta(OUTPUTS[output](Z), Y), numeric, rtol=1e-6, atol=1e-9)
-
-
-@pytest.mark.parametrize("output", ["softmax", "logistic"])
-def test_log_outputs_are_logs_of_outputs(output):
-    Z = np.random.RandomState(3).normal(size=(5, 3))
-    assert_allclose(LOG_OUTPUTS[output](Z), np.log(OUTPUTS[output](Z)), rtol=1e-12)

@@ -12,12 +12,12 @@ def grad_J(x):
     return 2 * x + 1
 
 
-def descend(optimizer, x0, n_steps):
+def descend(optimizer, x0, n_steps, learning_rate):
     params = [np.array([x0])]
     state = optimizer.init(params)
     path = [x0]
     for _ in range(n_steps):
-        updates, state = optimizer.update([grad_J(params[0])], state)
+        updates, state = optimizer.update([grad_J(params[0])], state, learning_rate)
         params = [p + u for p, u in zip(params, updates)]
         path.append(float(params[0][0]))
     return np.array(path)
@@ -25,18 +25,18 @@ def descend(optimizer, x0, n_steps):
 
 def test_plain_gradient_descent_step_by_hand():
     # x = 2: dJ/dx = 5, so x <- 2 - 0.1 * 5 = 1.5, then 1.5 - 0.1 * 4 = 1.1
-    assert_allclose(descend(sgd(0.1), 2.0, 2), [2.0, 1.5, 1.1])
+    assert_allclose(descend(sgd(), 2.0, 2, 0.1), [2.0, 1.5, 1.1])
 
 
 def test_momentum_step_by_hand():
     # v = -0.1*5 = -0.5, x = 1.5; g = 4, v = 0.9*(-0.5) - 0.4 = -0.85, x = 0.65
-    assert_allclose(descend(sgd(0.1, momentum=0.9), 2.0, 2), [2.0, 1.5, 0.65])
+    assert_allclose(descend(sgd(momentum=0.9), 2.0, 2, 0.1), [2.0, 1.5, 0.65])
 
 
 def test_nesterov_step_by_hand():
     # v = -0.5; update = 0.9*(-0.5) - 0.5 = -0.95, x = 1.05
     # g = 3.1; v = -0.45 - 0.31 = -0.76; update = 0.9*(-0.76) - 0.31 = -0.994, x = 0.056
-    path = descend(sgd(0.1, momentum=0.9, nesterov=True), 2.0, 2)
+    path = descend(sgd(momentum=0.9, nesterov=True), 2.0, 2, 0.1)
     assert_allclose(path, [2.0, 1.05, 0.056])
 
 
@@ -45,7 +45,7 @@ def test_adam_step_by_hand():
     # update = -lr_t * 0.5 / (sqrt(0.025) + 1e-8), about -0.1 (Adam's first step is ~lr)
     lr_t = 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9)
     expected = 2.0 - lr_t * 0.5 / (np.sqrt(0.025) + 1e-8)
-    path = descend(adam(0.1), 2.0, 1)
+    path = descend(adam(), 2.0, 1, 0.1)
     assert path[1] == pytest.approx(expected, rel=1e-14)
     assert path[1] == pytest.approx(1.9, rel=1e-6)
 
@@ -58,37 +58,37 @@ def test_adam_second_step_by_hand():
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         x = x - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
-    path = descend(adam(lr, beta_1=b1, beta_2=b2, epsilon=eps), 2.0, 2)
+    path = descend(adam(beta_1=b1, beta_2=b2, epsilon=eps), 2.0, 2, lr)
     assert path[2] == pytest.approx(x, rel=1e-14)
 
 
 @pytest.mark.parametrize(
-    "optimizer, n_steps",
+    "optimizer, learning_rate, n_steps",
     [
-        (sgd(0.1), 200),
-        (sgd(0.05, momentum=0.9), 400),
-        (sgd(0.05, momentum=0.9, nesterov=True), 400),
-        (adam(0.1), 2000),
+        (sgd(), 0.1, 200),
+        (sgd(momentum=0.9), 0.05, 400),
+        (sgd(momentum=0.9, nesterov=True), 0.05, 400),
+        (adam(), 0.1, 2000),
     ],
     ids=["gd", "momentum", "nesterov", "adam"],
 )
-def test_converges_to_the_minimum_of_x_squared_plus_x(optimizer, n_steps):
-    path = descend(optimizer, 3.0, n_steps)
+def test_converges_to_the_minimum_of_x_squared_plus_x(optimizer, learning_rate, n_steps):
+    path = descend(optimizer, 3.0, n_steps, learning_rate)
     assert path[-1] == pytest.approx(-0.5, abs=1e-6)
 
 
 def test_too_large_a_step_bounces_across_the_valley():
     # x - (-1/2) is multiplied by (1 - 2 lr) each step: with lr = 0.9, by -0.8.
-    path = descend(sgd(0.9), 3.0, 10)
+    path = descend(sgd(), 3.0, 10, 0.9)
     sides = np.sign(path + 0.5)
     assert np.all(sides[1:] == -sides[:-1])
     assert path[-1] == pytest.approx(-0.5 + 3.5 * (-0.8) ** 10)
     # and with lr > 1 it bounces ever further out
-    assert abs(descend(sgd(1.1), 3.0, 20)[-1] + 0.5) > 3.5
+    assert abs(descend(sgd(), 3.0, 20, 1.1)[-1] + 0.5) > 3.5
 
 
 def test_too_small_a_step_crawls():
-    path = descend(sgd(1e-3), 3.0, 100)
+    path = descend(sgd(), 3.0, 100, 1e-3)
     assert np.all(np.diff(path) < 0)  # always downhill ...
     assert path[-1] > 2.0  # ... but nowhere near -1/2 after 100 steps
 
@@ -96,10 +96,10 @@ def test_too_small_a_step_crawls():
 def test_update_does_not_modify_state_or_gradients():
     params = [np.ones((2, 3)), np.ones(3)]
     grads = [np.full((2, 3), 0.5), np.full(3, -0.5)]
-    for optimizer in (sgd(0.1, momentum=0.9, nesterov=True), adam(0.01)):
+    for optimizer in (sgd(momentum=0.9, nesterov=True), adam()):
         state = optimizer.init(params)
         before = [a.copy() for field in state if isinstance(field, tuple) for a in field]
-        updates, new_state = optimizer.update(grads, state)
+        updates, new_state = optimizer.update(grads, state, 0.1)
         after = [a for field in state if isinstance(field, tuple) for a in field]
         for a, b in zip(before, after):
             assert_allclose(a, b)
@@ -110,8 +110,8 @@ def test_update_does_not_modify_state_or_gradients():
 
 def test_state_types():
     params = [np.zeros(2)]
-    assert isinstance(sgd(0.1).init(params), SGDState)
-    state = adam(0.1).init(params)
+    assert isinstance(sgd().init(params), SGDState)
+    state = adam().init(params)
     assert isinstance(state, AdamState) and state.step == 0
-    _, state = adam(0.1).update([np.ones(2)], state)
+    _, state = adam().update([np.ones(2)], state, 0.1)
     assert state.step == 1
