@@ -599,6 +599,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 "validation_fraction, or set early_stopping=False."
             )
         arrays = [X, y, Y] + ([] if weights is None else [weights])
+        # Unlike MLPClassifier, which stratifies only binary targets, every
+        # split is stratified; for binary targets the two draw the same split.
         parts = train_test_split(
             *arrays, test_size=self.validation_fraction, random_state=rng, stratify=y
         )

@@ -8,7 +8,7 @@ import numpy as np
 _FLOOR = 1e-5
 
 
-def check_gradients(estimator, X, y, epsilon=1e-6):
+def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     """Compare a fitted estimator's gradients with central finite differences.
 
     For every weight and bias ``w``, the analytic derivative from
@@ -36,6 +36,9 @@ def check_gradients(estimator, X, y, epsilon=1e-6):
         Their labels.
     epsilon : float, default=1e-6
         The finite-difference step.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights of the objective, as in ``fit``; the estimator's
+        ``class_weight`` applies as well.
 
     Returns
     -------
@@ -60,7 +63,7 @@ def check_gradients(estimator, X, y, epsilon=1e-6):
     """
     if not epsilon > 0:
         raise ValueError(f"epsilon must be positive; got {epsilon!r}.")
-    loss_function = estimator._loss_function(X, y)
+    loss_function = estimator._loss_function(X, y, sample_weight)
     coefs = [W.copy() for W in estimator.coefs_]
     intercepts = [b.copy() for b in estimator.intercepts_]
     loss, coef_grads, intercept_grads = loss_function(coefs, intercepts)
