@@ -86,13 +86,19 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     :meth:`loss_gradient` and :func:`skbackprop.check_gradients`.
 
     The network has one output unit per class and a softmax for three or more
-    classes, and a single logistic unit for two. Training minimises the mean
-    cross-entropy plus an L2 penalty on the weights::
+    classes, and a single logistic unit for two. Training minimises the
+    weighted mean cross-entropy plus an L2 penalty on the weights::
 
-        J = (1/S) sum_n l_n + alpha / (2 S) sum_i ||W_i||_F^2
+        J = (1/S) sum_n s_n l_n + alpha / (2 S) sum_i ||W_i||_F^2
 
-    where ``S`` is the number of samples (of the minibatch, during a
-    minibatch step) and ``l_n`` is sample ``n``'s cross-entropy.
+    where ``l_n`` is sample ``n``'s cross-entropy, ``s_n`` its weight (1,
+    unless ``sample_weight`` or ``class_weight`` say otherwise) and ``S`` the
+    sum of the weights (of the minibatch, during a minibatch step).
+
+    Training stops early when the loss stops improving, and a divergence
+    guard stops it when the loss explodes: then the weights of the best epoch
+    are restored and a :class:`~sklearn.exceptions.ConvergenceWarning` names
+    the learning rate. A fit that raises leaves the estimator unchanged.
 
     Parameters
     ----------
@@ -102,19 +108,30 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         (multinomial logistic regression).
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Activation of every hidden layer.
-    solver : {"sgd", "adam"}, default="adam"
+    solver : {"lbfgs", "sgd", "adam"}, default="adam"
         ``"sgd"`` is minibatch gradient descent with optional (Nesterov)
-        momentum; ``"adam"`` is Adam. The tutorial's plain full-batch gradient
-        descent is ``solver="sgd", batch_size=n_samples, momentum=0``.
+        momentum; ``"adam"`` is Adam; ``"lbfgs"`` is scipy's L-BFGS-B on the
+        full-batch objective. The tutorial's plain full-batch gradient descent
+        is ``solver="sgd", batch_size=n_samples, momentum=0``.
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weights (biases are not penalised).
     batch_size : int or "auto", default="auto"
-        Minibatch size; ``"auto"`` means ``min(200, n_samples)``. A size above
-        ``n_samples`` is clipped to ``n_samples``, with a warning.
+        Minibatch size of ``"sgd"`` and ``"adam"``; ``"auto"`` means
+        ``min(200, n_samples)``. A size above ``n_samples`` is clipped to
+        ``n_samples``, with a warning.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule of the ``"sgd"`` step size. ``"invscaling"`` sets it to
+        ``learning_rate_init / (t + 1) ** power_t`` after each epoch, ``t``
+        being the number of samples seen (by weight). ``"adaptive"`` keeps it
+        until the stopping rule fires, then divides it by 5 and goes on; only
+        once it is at most 1e-6 does the stopping rule end training.
     learning_rate_init : float, default=1e-3
-        Step size of both solvers.
+        Initial step size of ``"sgd"`` and ``"adam"``.
+    power_t : float, default=0.5
+        Exponent of the ``"invscaling"`` schedule.
     max_iter : int, default=200
-        Maximum number of epochs (passes over the training data).
+        Maximum number of epochs (passes over the training data) of
+        ``"sgd"`` and ``"adam"``, or of iterations of ``"lbfgs"``.
     shuffle : bool, default=True
         Whether to shuffle the samples before each epoch.
     random_state : int, RandomState instance or None, default=None
@@ -122,19 +139,28 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         integer, the same data and the same parameters, the initial weights
         and the sample order equal those of ``MLPClassifier``.
     tol : float, default=1e-4
-        Training stops when the epoch loss has not improved by at least
-        ``tol`` for more than ``n_iter_no_change`` consecutive epochs.
+        Training stops when the epoch loss (or, with ``early_stopping``, the
+        validation score) has not improved by more than ``tol`` for more than
+        ``n_iter_no_change`` consecutive epochs. For ``"lbfgs"``, the
+        tolerance on the projected gradient.
     verbose : bool, default=False
-        Print the training loss after every epoch.
+        Print the training loss (and validation score) after every epoch.
     warm_start : bool, default=False
         If True, ``fit`` starts from the current ``coefs_`` and
         ``intercepts_`` and appends to ``loss_curve_``, instead of
-        initialising new weights. The classes and the layer sizes must not
-        change.
+        initialising new weights (the optimizer starts afresh). The classes
+        and the layer sizes must not change.
     momentum : float, default=0.9
         Momentum of the ``"sgd"`` solver, in [0, 1].
     nesterovs_momentum : bool, default=True
         Whether ``"sgd"`` uses Nesterov's momentum.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (a split
+        stratified by class, drawn from ``random_state``), stop when the
+        accuracy on it stops improving, and restore the weights of the epoch
+        that scored best. ``"sgd"`` and ``"adam"`` only.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out by ``early_stopping``.
     beta_1 : float, default=0.9
         Decay of the first-moment estimate of ``"adam"``, in [0, 1).
     beta_2 : float, default=0.999
@@ -143,6 +169,13 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         Numerical-stability constant of ``"adam"``.
     n_iter_no_change : int, default=10
         Number of epochs without an improvement of ``tol`` that ends training.
+    max_fun : int, default=15000
+        Maximum number of evaluations of the objective by ``"lbfgs"``.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplying the sample weights: a dict
+        ``{label: weight}`` (missing labels weigh 1), or ``"balanced"`` for
+        ``n_samples / (n_classes * np.bincount(y))`` as in
+        :func:`~sklearn.utils.class_weight.compute_class_weight`.
 
     Attributes
     ----------
@@ -155,15 +188,28 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         ``intercepts_[i]`` is the bias vector of layer ``i``, of shape
         ``(fan_out,)``.
     loss_ : float
-        The training loss of the last epoch.
-    best_loss_ : float
-        The lowest epoch loss reached.
+        The training loss of the last epoch; for ``"lbfgs"``, and after the
+        divergence guard restored earlier weights, the objective at the
+        returned weights.
+    best_loss_ : float or None
+        The lowest training loss reached; None with ``early_stopping``.
     loss_curve_ : list of float
-        The training loss of every epoch (continued by ``warm_start``).
+        The training loss of every epoch (or ``"lbfgs"`` iteration), continued
+        by ``warm_start`` and ``partial_fit``.
+    validation_scores_ : list of float or None
+        With ``early_stopping``, the accuracy on the held-out data after each
+        epoch; None otherwise.
+    validation_loss_curve_ : list of float or None
+        With ``early_stopping``, the objective on the held-out data after
+        each epoch; None otherwise.
+    best_validation_score_ : float or None
+        With ``early_stopping``, the best of ``validation_scores_``; None
+        otherwise.
     n_iter_ : int
-        The number of epochs the last call to ``fit`` ran.
-    t_ : int
-        The number of training samples seen by the solver, over all calls.
+        The number of epochs (or ``"lbfgs"`` iterations) the last call ran.
+    t_ : float
+        The number of training samples seen by the solver, over all calls,
+        each counted by its weight.
     n_features_in_ : int
         The number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -423,7 +469,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         coefs, intercepts = self._starting_weights(layer_sizes, warm, rng)
         context = self._begin_callbacks(X, y, sample_weight, incremental)
-        hooks = self._callback_hooks(context, X, y, sample_weight, classes)
+        hooks = self._callback_hooks(context, X, y, sample_weight, classes, len(coefs))
         if self.solver == "lbfgs":
             result = self._run_lbfgs(coefs, intercepts, X, Y, weights, hooks)
         else:
@@ -482,11 +528,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=_metadata(sample_weight))
         return context
 
-    def _callback_hooks(self, context, X, y, sample_weight, classes):
+    def _callback_hooks(self, context, X, y, sample_weight, classes, n_layers):
         if context is None or not getattr(self, "_skl_callbacks", None):
             return None
-        n_layers = len(self._layer_sizes(X.shape[1], len(classes))) - 1
-
         def fitted_attributes(params):
             return {
                 "classes_": classes,
@@ -563,14 +607,21 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     def _solver_state(self, optimizer, params, warm, incremental):
         """Where minibatch training starts: ``partial_fit`` resumes the
         optimizer of the previous call; ``fit`` starts a fresh one."""
-        if incremental and hasattr(self, "_stochastic_state"):
-            return self._stochastic_state
-        if self.early_stopping:
-            best = self.best_validation_score_ if warm else -np.inf
-        else:
-            best = self.best_loss_ if warm and self.best_loss_ is not None else np.inf
+        previous = getattr(self, "_stochastic_state", None)
+        fresh_optimizer_state = optimizer.init(params)
+        if incremental and previous is not None:
+            if type(previous.optimizer_state) is type(fresh_optimizer_state):
+                return previous
+            # the solver changed since the last call: keep all but the optimizer's memory
+            return previous._replace(optimizer_state=fresh_optimizer_state)
+        if self.early_stopping:  # the best validation score so far
+            previous = self.best_validation_score_ if warm else None
+            best = -np.inf if previous is None else previous
+        else:  # the best training loss so far
+            previous = self.best_loss_ if warm else None
+            best = np.inf if previous is None else previous
         samples_seen = self.t_ if warm else 0
-        return SolverState(optimizer.init(params), self.learning_rate_init, 0, best, samples_seen)
+        return SolverState(fresh_optimizer_state, self.learning_rate_init, 0, best, samples_seen)
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -626,17 +677,19 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         self.n_outputs_ = coefs[-1].shape[1]
         self.out_activation_ = _output_activation(self.n_outputs_)
         self.n_iter_ = len(result.loss_curve)
-        self.loss_curve_ = (self.loss_curve_ if warm else []) + result.loss_curve
+        self.loss_curve_ = self._continued("loss_curve_", result.loss_curve, warm)
         if self.solver == "lbfgs":
             self.t_ = (self.t_ if warm else 0) + X.shape[0] * self.n_iter_
         else:
             self.t_ = result.state.samples_seen
             self._stochastic_state = result.state
         if self.solver != "lbfgs" and self.early_stopping:
-            self.validation_scores_ = (self.validation_scores_ if warm else []) + result.validation_scores
-            self.validation_loss_curve_ = (
-                self.validation_loss_curve_ if warm else []
-            ) + result.validation_losses
+            self.validation_scores_ = self._continued(
+                "validation_scores_", result.validation_scores, warm
+            )
+            self.validation_loss_curve_ = self._continued(
+                "validation_loss_curve_", result.validation_losses, warm
+            )
             self.best_validation_score_ = result.state.best
             self.best_loss_ = None
         else:
@@ -649,6 +702,11 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             self.loss_ = loss_from_logits(Z, Y, coefs, self.out_activation_, self.alpha, weights)
         else:
             self.loss_ = self.loss_curve_[-1]
+
+    def _continued(self, name, new_values, warm):
+        """The curve ``name`` extended by ``new_values`` when training continues."""
+        previous = getattr(self, name, None) if warm else None
+        return (previous or []) + new_values
 
     def _warn_about(self, result, incremental):
         if result.diverged and self.solver == "lbfgs":

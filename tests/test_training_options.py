@@ -405,3 +405,28 @@ def test_divergence_in_the_first_epoch_keeps_the_initial_weights(iris):
     for a, b in zip(clf.coefs_, start[0]):
         assert_array_equal(a, b)
     assert np.isfinite(clf.predict_proba(X)).all()
+
+
+# ------------------------------------------------------- continuing training
+
+
+def test_warm_start_may_switch_early_stopping_on(iris):
+    X, y = iris
+    clf = quiet_fit(BackpropMLPClassifier((4,), warm_start=True, max_iter=5, random_state=0), X, y)
+    assert clf.best_validation_score_ is None
+    clf.set_params(early_stopping=True)
+    quiet_fit(clf, X, y)
+    assert clf.best_loss_ is None
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+
+
+def test_partial_fit_after_a_change_of_solver_starts_a_fresh_optimizer(iris):
+    X, y = iris
+    clf = BackpropMLPClassifier((4,), solver="sgd", random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    clf.set_params(solver="adam")
+    clf.partial_fit(X, y)
+    assert clf.t_ == 2 * len(X)
+    assert len(clf.loss_curve_) == 2
+    assert all(np.isfinite(p).all() for p in clf.coefs_)
