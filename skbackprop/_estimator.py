@@ -18,8 +18,14 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from scipy import sparse
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from ._losses import OUTPUTS
 from ._network import init_params, loss_from_logits, objective, predict_logits
@@ -365,6 +371,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         self._train(X, y, sample_weight, classes, warm=warm, incremental=False)
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        return tags
+
     def _partial_fit_available(self):
         if self.solver == "lbfgs":
             raise AttributeError(
@@ -402,6 +414,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             The updated estimator.
         """
         first = not hasattr(self, "coefs_")
+        if not first:  # scikit-learn validates parameters only on the first call
+            self._validate_params()
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True.")
         if self.class_weight == "balanced":
@@ -412,6 +426,11 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             )
         classes = self._partial_fit_classes(classes, first)
         X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=first)
+        if _is_multilabel(y) and len(classes) != y.shape[1]:
+            raise ValueError(
+                f"y has {y.shape[1]} label columns, but classes has {len(classes)} entries; "
+                "for multilabel targets, classes must be np.arange(n_labels)."
+            )
         self._train(X, y, sample_weight, classes, warm=not first, incremental=True)
         return self
 
@@ -422,7 +441,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             return self.classes_
         classes = np.unique(np.asarray(classes))
         if first:
-            if len(classes) < 2:
+            if len(classes) < 2 and not _is_multilabel_classes(classes):
                 raise ValueError(
                     f"classes has only one class ({classes.tolist()}); a classifier needs "
                     "at least two."
@@ -436,8 +455,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         return classes
 
     def _validate_training_data(self, X, y, sample_weight, reset):
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
+        X, y = validate_data(
+            self, X, y, reset=reset, accept_sparse=["csr", "csc"],
+            dtype=(np.float64, np.float32), multi_output=True,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         check_classification_targets(y)
+        if y.ndim == 2 and not _is_multilabel(y):
+            raise ValueError(
+                f"2-D y must be a multilabel indicator matrix of 0/1 values; got targets "
+                f"of type {type_of_target(y)!r}, which BackpropMLPClassifier does not support."
+            )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
@@ -447,11 +476,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         return X, y, sample_weight
 
     def _check_classes(self, y, warm):
-        """The sorted classes of ``y``, checked for fit (and for warm start)."""
-        classes = np.unique(y)
-        if len(classes) < 2:
+        """The sorted classes of ``y`` (the label columns ``0 .. L-1`` for a
+        multilabel indicator matrix), checked for fit and for warm start."""
+        classes = np.arange(y.shape[1]) if _is_multilabel(y) else np.unique(y)
+        if len(classes) < 2 and not _is_multilabel(y):
             raise ValueError(
-                f"y contains only one class ({classes[0]!r}); a classifier needs "
+                f"y contains only one class ({classes.tolist()[0]!r}); a classifier needs "
                 "samples of at least two classes."
             )
         if warm and not np.array_equal(classes, self.classes_):
@@ -463,20 +493,25 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     def _train(self, X, y, sample_weight, classes, *, warm, incremental):
         """The common recipe of ``fit`` and ``partial_fit``."""
-        layer_sizes = self._layer_sizes(X.shape[1], len(classes))
-        Y = _one_hot(y, classes)
-        weights = self._combined_weights(y, sample_weight)
+        if sparse.issparse(X) and X.format != "csr":
+            X = X.tocsr()  # minibatches take rows: one copy of X, in CSR form
+        output = _output_activation(y, classes)
+        Y = _targets(y, classes, X.dtype)
+        layer_sizes = self._layer_sizes(X.shape[1], Y.shape[1])
+        weights = self._combined_weights(y, sample_weight, X.dtype)
         rng = check_random_state(self.random_state)
-        coefs, intercepts = self._starting_weights(layer_sizes, warm, rng)
+        coefs, intercepts = self._starting_weights(layer_sizes, warm, rng, X.dtype)
         context = self._begin_callbacks(X, y, sample_weight, incremental)
-        hooks = self._callback_hooks(context, X, y, sample_weight, classes, len(coefs))
+        hooks = self._callback_hooks(
+            context, X, y, sample_weight, classes, len(coefs), output
+        )
         if self.solver == "lbfgs":
-            result = self._run_lbfgs(coefs, intercepts, X, Y, weights, hooks)
+            result = self._run_lbfgs(coefs, intercepts, X, Y, weights, output, hooks)
         else:
             result = self._run_stochastic(
-                coefs, intercepts, X, y, Y, weights, rng, hooks, warm, incremental
+                coefs, intercepts, X, y, Y, weights, output, rng, hooks, warm, incremental
             )
-        self._set_fitted_state(classes, coefs, intercepts, result, X, Y, weights, warm, incremental)
+        self._set_fitted_state(classes, coefs, intercepts, output, result, X, Y, weights, warm)
         if context is not None:
             context.call_on_fit_task_end(
                 estimator=self, X=X, y=y, metadata=_metadata(sample_weight),
@@ -484,7 +519,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             )
         self._warn_about(result, incremental)
 
-    def _layer_sizes(self, n_features, n_classes):
+    def _layer_sizes(self, n_features, n_outputs):
         """``[n_features, *hidden_layer_sizes, n_outputs]``, with each hidden size checked."""
         hidden = self.hidden_layer_sizes
         hidden = [hidden] if isinstance(hidden, Integral) else list(hidden)
@@ -494,20 +529,24 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                     "hidden_layer_sizes must hold positive integers; got "
                     f"{self.hidden_layer_sizes!r}."
                 )
-        n_outputs = 1 if n_classes == 2 else n_classes
         return [n_features, *(int(size) for size in hidden), n_outputs]
 
-    def _combined_weights(self, y, sample_weight):
+    def _combined_weights(self, y, sample_weight, dtype):
         """``sample_weight`` times the weights of ``class_weight``; None if both are."""
         if self.class_weight is None:
             return sample_weight
-        weights = compute_sample_weight(self.class_weight, y)
+        weights = compute_sample_weight(self.class_weight, y).astype(dtype, copy=False)
+        if not (np.isfinite(weights).all() and (weights >= 0).all()):
+            raise ValueError(
+                f"class_weight must give finite, non-negative weights; got {self.class_weight!r}."
+            )
         return weights if sample_weight is None else weights * sample_weight
 
-    def _starting_weights(self, layer_sizes, warm, rng):
-        """Fresh Glorot weights, or copies of the current ones to continue from."""
+    def _starting_weights(self, layer_sizes, warm, rng, dtype):
+        """Fresh Glorot weights (of the data's dtype), or copies of the current
+        ones to continue from."""
         if not warm:
-            return init_params(layer_sizes, self.activation, rng)
+            return init_params(layer_sizes, self.activation, rng, dtype)
         shapes = [W.shape for W in self.coefs_]
         if shapes != list(zip(layer_sizes[:-1], layer_sizes[1:])):
             raise ValueError(
@@ -528,7 +567,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=_metadata(sample_weight))
         return context
 
-    def _callback_hooks(self, context, X, y, sample_weight, classes, n_layers):
+    def _callback_hooks(self, context, X, y, sample_weight, classes, n_layers, output):
         if context is None or not getattr(self, "_skl_callbacks", None):
             return None
         def fitted_attributes(params):
@@ -538,7 +577,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 "intercepts_": [p.copy() for p in params[n_layers:]],
                 "n_layers_": n_layers + 1,
                 "n_outputs_": params[n_layers - 1].shape[1],
-                "out_activation_": _output_activation(params[n_layers - 1].shape[1]),
+                "out_activation_": output,
             }
 
         task_name = "iteration" if self.solver == "lbfgs" else "epoch"
@@ -561,8 +600,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
         return flat_objective
 
-    def _run_lbfgs(self, coefs, intercepts, X, Y, weights, hooks):
-        flat_objective = self._objective(len(coefs), _output_activation(Y.shape[1]))
+    def _run_lbfgs(self, coefs, intercepts, X, Y, weights, output, hooks):
+        flat_objective = self._objective(len(coefs), output)
         # A run that overflows is detected from its loss and reported as a warning.
         with np.errstate(over="ignore", invalid="ignore"):
             return train_lbfgs(
@@ -570,17 +609,16 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 max_fun=self.max_fun, tol=self.tol, hooks=hooks, verbose=self.verbose,
             )
 
-    def _run_stochastic(self, coefs, intercepts, X, y, Y, weights, rng, hooks, warm, incremental):
+    def _run_stochastic(
+        self, coefs, intercepts, X, y, Y, weights, output, rng, hooks, warm, incremental
+    ):
         params = coefs + intercepts
-        output = _output_activation(Y.shape[1])
         flat_objective = self._objective(len(coefs), output)
-        validate = None
+        rows = validate = None
         if self.early_stopping:
-            X, y, Y, weights, validate = self._validation_split(
-                X, y, Y, weights, rng, len(coefs), output
-            )
+            rows, validate = self._validation_split(X, y, Y, weights, rng, len(coefs), output)
         config = MinibatchConfig(
-            batch_size=self._batch_size(X.shape[0]),
+            batch_size=self._batch_size(X.shape[0] if rows is None else len(rows)),
             max_iter=1 if incremental else self.max_iter,
             shuffle=self.shuffle,
             tol=self.tol,
@@ -596,7 +634,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         with np.errstate(over="ignore", invalid="ignore"):
             return train_minibatch(
                 flat_objective, params, X, Y, weights, optimizer, config, state, rng,
-                validate=validate, hooks=hooks, verbose=self.verbose,
+                rows=rows, validate=validate, hooks=hooks, verbose=self.verbose,
             )
 
     def _optimizer(self):
@@ -635,47 +673,54 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         return min(self.batch_size, n_samples)
 
     def _validation_split(self, X, y, Y, weights, rng, n_layers, output):
-        """Hold out ``validation_fraction`` of the data, stratified by class.
+        """Hold out ``validation_fraction`` of the rows, stratified by class.
 
-        Returns the training part and ``validate(params) -> (accuracy, loss)``
-        on the held-out part (both weighted by the sample weights).
+        Returns the training rows and ``validate(params) -> (accuracy, loss)``
+        on the held-out rows (both weighted by the sample weights; subset
+        accuracy for multilabel targets). Only the held-out rows are copied.
         """
-        n_validation = int(np.ceil(self.validation_fraction * X.shape[0]))
-        n_classes = len(np.unique(y))
+        multilabel = _is_multilabel(y)
+        if not multilabel:
+            self._check_validation_size(X.shape[0], len(np.unique(y)))
+        # Unlike MLPClassifier, which stratifies only binary targets, every
+        # single-label split is stratified; for binary targets the two draw
+        # the same split.
+        train_rows, validation_rows = train_test_split(
+            np.arange(X.shape[0]), test_size=self.validation_fraction, random_state=rng,
+            stratify=None if multilabel else y,
+        )
+        X_val, Y_val = X[validation_rows], Y[validation_rows]
+        w_val = None if weights is None else weights[validation_rows]
+        truth = Y_val if multilabel else _class_indices(Y_val)
+
+        def validate(params):
+            Z = predict_logits(X_val, params[:n_layers], params[n_layers:], self.activation)
+            P = _proba_from_logits(Z, output)
+            predicted = (P > 0.5).astype(Y_val.dtype) if multilabel else P.argmax(axis=1)
+            score = accuracy_score(truth, predicted, sample_weight=w_val)
+            return score, loss_from_logits(Z, Y_val, params[:n_layers], output, self.alpha, w_val)
+
+        return train_rows, validate
+
+    def _check_validation_size(self, n_samples, n_classes):
+        n_validation = int(np.ceil(self.validation_fraction * n_samples))
         if n_validation < n_classes:
             raise ValueError(
                 f"early_stopping needs a validation set with a sample of each of the "
                 f"{n_classes} classes, but validation_fraction={self.validation_fraction} "
-                f"of {X.shape[0]} samples holds only {n_validation}. Increase "
+                f"of {n_samples} samples holds only {n_validation}. Increase "
                 "validation_fraction, or set early_stopping=False."
             )
-        arrays = [X, y, Y] + ([] if weights is None else [weights])
-        # Unlike MLPClassifier, which stratifies only binary targets, every
-        # split is stratified; for binary targets the two draw the same split.
-        parts = train_test_split(
-            *arrays, test_size=self.validation_fraction, random_state=rng, stratify=y
-        )
-        X, X_val, y, y_val, Y, Y_val = parts[:6]
-        weights, w_val = (None, None) if weights is None else parts[6:]
-        true_indices = _class_indices(Y_val)
-
-        def validate(params):
-            Z = predict_logits(X_val, params[:n_layers], params[n_layers:], self.activation)
-            predicted = _proba_from_logits(Z).argmax(axis=1)
-            score = accuracy_score(true_indices, predicted, sample_weight=w_val)
-            return score, loss_from_logits(Z, Y_val, params[:n_layers], output, self.alpha, w_val)
-
-        return X, y, Y, weights, validate
 
     # ------------------------------------------------------- fitted state
 
-    def _set_fitted_state(self, classes, coefs, intercepts, result, X, Y, weights, warm, incremental):
+    def _set_fitted_state(self, classes, coefs, intercepts, output, result, X, Y, weights, warm):
         self.classes_ = classes
         self.coefs_ = coefs
         self.intercepts_ = intercepts
         self.n_layers_ = len(coefs) + 1
         self.n_outputs_ = coefs[-1].shape[1]
-        self.out_activation_ = _output_activation(self.n_outputs_)
+        self.out_activation_ = output
         self.n_iter_ = len(result.loss_curve)
         self.loss_curve_ = self._continued("loss_curve_", result.loss_curve, warm)
         if self.solver == "lbfgs":
@@ -698,8 +743,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             self.best_loss_ = result.state.best
         if self.solver == "lbfgs" or result.diverged or not self.loss_curve_:
             # the training objective of the weights returned
-            Z = predict_logits(X, coefs, intercepts, self.activation)
-            self.loss_ = loss_from_logits(Z, Y, coefs, self.out_activation_, self.alpha, weights)
+            with np.errstate(over="ignore", invalid="ignore"):
+                Z = predict_logits(X, coefs, intercepts, self.activation)
+                self.loss_ = loss_from_logits(Z, Y, coefs, output, self.alpha, weights)
         else:
             self.loss_ = self.loss_curve_[-1]
 
@@ -709,7 +755,14 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         return (previous or []) + new_values
 
     def _warn_about(self, result, incremental):
-        if result.diverged and self.solver == "lbfgs":
+        if result.interrupted:
+            warnings.warn(
+                f"Training was interrupted (KeyboardInterrupt) after {len(result.loss_curve)} "
+                "complete epochs or iterations. The model keeps the weights of the best one "
+                "so far and is ready to use; fit again, or call partial_fit, to go on.",
+                UserWarning,
+            )
+        elif result.diverged and self.solver == "lbfgs":
             warnings.warn(
                 "L-BFGS reached a non-finite loss; the starting weights were kept. "
                 "Standardise the features, or increase alpha.",
@@ -717,14 +770,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             )
         elif result.diverged:
             lr = self.learning_rate_init
+            restored = (
+                "The starting weights were restored (they fit better than those of the "
+                "best epoch, in which the explosion had begun)." if result.restarted
+                else "The weights of the best epoch were restored."
+            )
             warnings.warn(
                 f"Training diverged in epoch {len(result.loss_curve)}: the training loss "
-                f"reached {result.loss_curve[-1]:.3g}. The weights of the best epoch were "
-                f"restored. learning_rate_init={lr} is probably too large; try a smaller "
-                f"one, such as {lr / 10:g}.",
+                f"reached {result.loss_curve[-1]:.3g}. {restored} learning_rate_init={lr} "
+                f"is probably too large; try a smaller one, such as {lr / 10:g}.",
                 ConvergenceWarning,
             )
-        elif not (result.converged or result.stopped or incremental):
+        elif not (result.converged or result.stopped or incremental):  # max_iter ran out
             if self.solver == "lbfgs":
                 message = (
                     f"L-BFGS stopped before converging (max_iter={self.max_iter}, "
@@ -741,7 +798,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     def _logits(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(
+            self, X, reset=False, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32)
+        )
         return predict_logits(X, self.coefs_, self.intercepts_, self.activation)
 
     def predict_proba(self, X):
@@ -755,9 +814,11 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            ``proba[n, k]`` is the probability of ``classes_[k]``; rows sum to 1.
+            ``proba[n, k]`` is the probability of ``classes_[k]``; rows sum to
+            1. For multilabel targets, ``proba[n, k]`` is the probability that
+            label ``k`` applies, independently of the others.
         """
-        P = _proba_from_logits(self._logits(X))
+        P = _proba_from_logits(self._logits(X), self.out_activation_)
         _check_finite(P)
         return P
 
@@ -789,10 +850,14 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,)
-            Labels from ``classes_``, in their original type.
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_``, in their original type; for multilabel
+            targets, the 0/1 indicator matrix of the labels whose probability
+            exceeds 1/2.
         """
         proba = self.predict_proba(X)
+        if self.out_activation_ == "logistic" and self.n_outputs_ > 1:  # multilabel
+            return (proba > 0.5).astype(int)
         return self.classes_[np.argmax(proba, axis=1)]
 
     # ------------------------------------------------------------ gradients
@@ -844,13 +909,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         """
         return self._loss_function(X, y, sample_weight)(self.coefs_, self.intercepts_)
 
-    def _loss_function(self, X, y, sample_weight=None):
+    def _loss_function(self, X, y, sample_weight=None, dtype=None):
         """``f(coefs, intercepts) -> (loss, coef_grads, intercept_grads)`` on
-        the validated ``X``, ``y`` and weights: the objective at any weights."""
+        the validated ``X``, ``y`` and weights: the objective at any weights.
+        ``dtype`` casts the data (the gradient check works in float64)."""
         check_is_fitted(self)
         X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=False)
-        Y = _one_hot(y, self.classes_)
-        weights = self._combined_weights(y, sample_weight)
+        dtype = X.dtype if dtype is None else dtype
+        X = X.astype(dtype, copy=False)
+        if sample_weight is not None:
+            sample_weight = sample_weight.astype(dtype, copy=False)
+        Y = _targets(y, self.classes_, dtype)
+        weights = self._combined_weights(y, sample_weight, dtype)
 
         def loss_function(coefs, intercepts):
             return objective(
@@ -865,23 +935,48 @@ def _metadata(sample_weight):
     return {} if sample_weight is None else {"sample_weight": sample_weight}
 
 
-def _output_activation(n_outputs):
-    return "logistic" if n_outputs == 1 else "softmax"
+def _is_multilabel(y):
+    return y.ndim == 2 and type_of_target(y) == "multilabel-indicator"
 
 
-def _proba_from_logits(Z):
-    """Class probabilities from the logits. For two classes the single
-    logistic unit gives ``P(classes_[1]) = sigmoid(z)``, and
-    ``P(classes_[0]) = 1 - sigmoid(z)`` is computed as ``sigmoid(-z)``, which
-    keeps its precision where it is tiny."""
+def _is_multilabel_classes(classes):
+    """Whether partial_fit's ``classes`` may name the columns of a
+    multilabel indicator matrix with a single label."""
+    return len(classes) == 1 and classes[0] == 0
+
+
+def _output_activation(y, classes):
+    """A softmax over the classes, or logistic units: one for two classes,
+    one per label for multilabel targets."""
+    return "logistic" if _is_multilabel(y) or len(classes) == 2 else "softmax"
+
+
+def _proba_from_logits(Z, output):
+    """Probabilities from the logits. For two classes the single logistic
+    unit gives ``P(classes_[1]) = sigmoid(z)``, and ``P(classes_[0]) =
+    1 - sigmoid(z)`` is computed as ``sigmoid(-z)``, which keeps its
+    precision where it is tiny. Multilabel targets have one unit per label."""
+    if output == "softmax":
+        return OUTPUTS["softmax"](Z)
     if Z.shape[1] == 1:
         return np.hstack([OUTPUTS["logistic"](-Z), OUTPUTS["logistic"](Z)])
-    return OUTPUTS["softmax"](Z)
+    return OUTPUTS["logistic"](Z)
 
 
-def _one_hot(y, classes):
-    """0/1 targets: one column per class, or the single column of
-    ``classes[1]`` for two classes (the logistic unit's target)."""
+def _targets(y, classes, dtype):
+    """0/1 targets: the indicator matrix itself for multilabel ``y``; else one
+    column per class, or the single column of ``classes[1]`` for two classes
+    (the logistic unit's target)."""
+    if y.ndim == 2:
+        if y.shape[1] != len(classes):
+            raise ValueError(
+                f"y has {y.shape[1]} label columns; the model was fitted with {len(classes)}."
+            )
+        return y.astype(dtype)
+    return _one_hot(y, classes, dtype)
+
+
+def _one_hot(y, classes, dtype):
     hits = y[:, None] == classes[None, :]
     unknown = ~hits.any(axis=1)
     if unknown.any():
@@ -889,7 +984,7 @@ def _one_hot(y, classes):
             f"y contains labels not seen during fit: {np.unique(y[unknown]).tolist()}; "
             f"the classes are {classes.tolist()}."
         )
-    Y = hits.astype(np.float64)
+    Y = hits.astype(dtype)
     return Y[:, 1:] if len(classes) == 2 else Y
 
 

@@ -22,8 +22,10 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     absolute (scaled) below that, where rounding in ``J`` would swamp a
     relative comparison.
 
-    The check costs two evaluations of the objective on all of ``X`` per
-    parameter: use a small network, or a few rows of ``X``.
+    Both gradients are computed in float64, from the estimator's weights,
+    whatever the estimator's dtype. The check costs two evaluations of the
+    objective on all of ``X`` per parameter: use a small network, or a few
+    rows of ``X``.
 
     Parameters
     ----------
@@ -63,9 +65,11 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     """
     if not epsilon > 0:
         raise ValueError(f"epsilon must be positive; got {epsilon!r}.")
-    loss_function = estimator._loss_function(X, y, sample_weight)
-    coefs = [W.copy() for W in estimator.coefs_]
-    intercepts = [b.copy() for b in estimator.intercepts_]
+    # float64 throughout, whatever the model's dtype: in float32 the rounding
+    # of the finite differences would swamp any error in the formulas.
+    loss_function = estimator._loss_function(X, y, sample_weight, dtype=np.float64)
+    coefs = [W.astype(np.float64) for W in estimator.coefs_]
+    intercepts = [b.astype(np.float64) for b in estimator.intercepts_]
     loss, coef_grads, intercept_grads = loss_function(coefs, intercepts)
     floor = _FLOOR * max(1.0, abs(loss))
     worst = 0.0

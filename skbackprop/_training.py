@@ -9,6 +9,7 @@ parameter arrays, which it updates in place, plus an optimizer from
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import minimize
 
 #: 'adaptive' divides the learning rate by 5 each time training stalls ...
@@ -55,6 +56,9 @@ class TrainingResult(NamedTuple):
     converged: bool  #: the stopping rule (or L-BFGS's own test) ended training
     diverged: bool  #: the loss exploded; the best parameters were restored
     stopped: bool  #: a callback asked to stop
+    interrupted: bool = False  #: KeyboardInterrupt; the best parameters were restored
+    restarted: bool = False  #: diverged, and the starting parameters beat the best
+    #: epoch's (saved as the explosion began): they were restored
 
 
 # ------------------------------------------------------------------ epochs
@@ -78,23 +82,71 @@ def minibatches(order, batch_size):
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def run_epoch(objective, params, X, Y, sample_weight, optimizer, state, learning_rate, batches):
+def minibatch_source(X, Y, sample_weight, rows, batch_size, shuffle, rng):
+    """Return ``next_epoch()``, which lists the next epoch's minibatches as
+    ``(X, Y, sample_weight)`` triples.
+
+    ``rows`` selects the training rows (None: all of them). Memory: a dense
+    ``X`` that has to be reordered (shuffled, or restricted to ``rows``) is
+    copied, once per epoch, into one buffer allocated once, so every
+    minibatch is a contiguous view of it; otherwise minibatches are slices of
+    ``X`` itself. A full batch is never shuffled: its gradient does not
+    depend on the order. A sparse ``X`` is indexed batch by batch.
+    """
+    n_samples = X.shape[0] if rows is None else len(rows)
+    reorder = shuffle and batch_size < n_samples
+    buffered = not sparse.issparse(X) and (reorder or rows is not None)
+    if buffered:
+        buffers = [np.empty((n_samples,) + a.shape[1:], dtype=a.dtype)
+                   for a in (X, Y, sample_weight) if a is not None]
+    state = {"order": np.arange(n_samples), "filled": False}
+
+    def next_epoch():
+        if reorder:
+            state["order"] = epoch_order(n_samples, True, rng, state["order"])
+        index = state["order"] if rows is None else rows[state["order"]]
+        if buffered and (reorder or not state["filled"]):
+            for source, buffer in zip((X, Y, sample_weight), buffers):
+                np.take(source, index, axis=0, out=buffer, mode="clip")
+            state["filled"] = True
+        if buffered:
+            X_, Y_, *w_ = buffers
+            return _slices(X_, Y_, w_[0] if w_ else None, n_samples, batch_size)
+        if not reorder and rows is None:
+            return _slices(X, Y, sample_weight, n_samples, batch_size)
+        return [
+            (X[batch], Y[batch], None if sample_weight is None else sample_weight[batch])
+            for batch in minibatches(index, batch_size)
+        ]
+
+    return next_epoch
+
+
+def _slices(X, Y, sample_weight, n_samples, batch_size):
+    return [
+        (X[s], Y[s], None if sample_weight is None else sample_weight[s])
+        for s in (slice(start, start + batch_size) for start in range(0, n_samples, batch_size))
+    ]
+
+
+def run_epoch(objective, params, batches, optimizer=None, state=None, learning_rate=None):
     """One pass of minibatch steps; returns the epoch's loss and the optimizer state.
 
     The epoch's loss is the mean of the minibatch losses, each weighted by
     its batch's total sample weight (its size, without sample weights). A
     batch whose weights are all zero holds no information and is skipped.
+    Without an optimizer, the pass only evaluates the loss.
     """
     total_loss = total_weight = 0.0
-    for batch in batches:
-        w = None if sample_weight is None else sample_weight[batch]
-        weight = len(batch) if w is None else float(w.sum())
+    for X, Y, w in batches:
+        weight = X.shape[0] if w is None else float(w.sum())
         if weight == 0:
             continue
-        loss, grads = objective(params, X[batch], Y[batch], w)
-        updates, state = optimizer.update(grads, state, learning_rate)
-        for p, u in zip(params, updates):
-            p += u
+        loss, grads = objective(params, X, Y, w)
+        if optimizer is not None:
+            updates, state = optimizer.update(grads, state, learning_rate)
+            for p, u in zip(params, updates):
+                p += u
         total_loss += loss * weight
         total_weight += weight
     return total_loss / total_weight, state
@@ -138,20 +190,92 @@ def restore_params(params, saved):
 # ------------------------------------------------------ minibatch training
 
 
+class _Progress:
+    """The bookkeeping of one :func:`train_minibatch` run: curves, the
+    stopping count, the learning rate and the best parameters so far."""
+
+    def __init__(self, state, params, validating):
+        self.optimizer_state, self.learning_rate, self.count, self.best, self.samples_seen = state
+        self.validating = validating
+        self.best_loss = np.inf if validating else self.best
+        self.start_params = copy_params(params)
+        self.best_params = self.start_params
+        self.losses, self.scores, self.validation_losses = [], [], []
+
+    def after_epoch(self, loss, params, validate, config, verbose):
+        """Record an epoch; return "diverged", "converged" or None."""
+        self.losses.append(loss)
+        if verbose:
+            print(f"Iteration {len(self.losses)}, loss = {loss:.8f}")
+        if exploded(loss, self.best_loss, params):
+            restore_params(params, self.best_params)
+            return "diverged"
+        if validate is None:  # watch the training loss
+            improvement = self.best - loss
+            self.best_loss = min(self.best_loss, loss)
+        else:  # watch the validation score
+            score, validation_loss = validate(params)
+            self.scores.append(score)
+            self.validation_losses.append(validation_loss)
+            if verbose:
+                print(f"Validation score: {score:f}")
+            improvement = score - self.best
+            self.best_loss = min(self.best_loss, loss)
+        self.count = no_improvement_count(improvement, self.count, config.tol)
+        if improvement > 0:
+            self.best = loss if validate is None else score
+            self.best_params = copy_params(params)
+        if config.schedule == "invscaling":
+            self.learning_rate = invscaling(
+                config.learning_rate_init, config.power_t, self.samples_seen
+            )
+        if self.count > config.n_iter_no_change:
+            return self._stalled(config, verbose)
+        return None
+
+    def _stalled(self, config, verbose):
+        watched = "Validation score" if self.validating else "Training loss"
+        message = (
+            f"{watched} did not improve more than tol={config.tol:f} for "
+            f"{config.n_iter_no_change} consecutive epochs."
+        )
+        if config.schedule == "adaptive" and self.learning_rate > ADAPTIVE_FLOOR:
+            self.learning_rate /= ADAPTIVE_DIVISOR
+            self.count = 0
+            if verbose:
+                print(f"{message} Setting learning rate to {self.learning_rate:f}")
+            return None
+        if verbose:
+            print(f"{message} Stopping.")
+        return "converged"
+
+    def recover(self, objective, params, next_epoch):
+        """After a divergence, the best epoch's parameters are restored; but
+        they were saved at the end of that epoch, when the explosion may have
+        begun. Keep whichever of them and the starting parameters has the
+        lower training loss; return whether that is the starting ones."""
+        best_epoch_loss, _ = run_epoch(objective, params, next_epoch())
+        start_loss, _ = run_epoch(objective, self.start_params, next_epoch())
+        if np.isfinite(best_epoch_loss) and best_epoch_loss <= start_loss:
+            return False
+        restore_params(params, self.start_params)
+        return True
+
+    def result(self, outcome, restarted=False):
+        state = SolverState(
+            self.optimizer_state, self.learning_rate, self.count, self.best, self.samples_seen
+        )
+        return TrainingResult(
+            self.losses, self.scores, self.validation_losses, state,
+            converged=outcome == "converged", diverged=outcome == "diverged",
+            stopped=outcome == "stopped", interrupted=outcome == "interrupted",
+            restarted=restarted,
+        )
+
+
 def train_minibatch(
-    objective,
-    params,
-    X,
-    Y,
-    sample_weight,
-    optimizer,
-    config,
-    state,
-    rng,
-    *,
-    validate=None,
-    hooks=None,
-    verbose=False,
+    objective, params, X, Y, sample_weight, optimizer, config, state, rng,
+    *, rows=None, validate=None, hooks=None, verbose=False,
 ):
     """Run up to ``config.max_iter`` epochs of minibatch descent on ``params``, in place.
 
@@ -161,13 +285,15 @@ def train_minibatch(
         ``objective(params, X, Y, sample_weight) -> (loss, grads)``.
     params : list of ndarray
         Updated in place.
-    X, Y, sample_weight : ndarray (``sample_weight`` may be None)
+    X, Y, sample_weight : arrays (``X`` may be sparse, ``sample_weight`` None)
     optimizer : Optimizer
     config : MinibatchConfig
     state : SolverState
         Where the previous run stopped, or a fresh state.
     rng : numpy.random.RandomState
         Shuffles the samples.
+    rows : ndarray of int or None
+        The rows of ``X`` to train on (None: all).
     validate : callable or None
         ``validate(params) -> (score, loss)`` on held-out data. When given,
         the stopping rule watches the score (higher is better) instead of the
@@ -181,75 +307,37 @@ def train_minibatch(
     Returns
     -------
     TrainingResult
+        A ``KeyboardInterrupt`` ends training too: the parameters of the best
+        epoch so far are restored and the result says ``interrupted``.
     """
-    n_samples = X.shape[0]
+    next_epoch = minibatch_source(X, Y, sample_weight, rows, config.batch_size, config.shuffle, rng)
+    weights = sample_weight if rows is None or sample_weight is None else sample_weight[rows]
     # Samples count by weight, so that integer weights act like repeated rows
     # (in the 'invscaling' schedule too).
-    epoch_weight = n_samples if sample_weight is None else float(sample_weight.sum())
-    optimizer_state, learning_rate, count, best, samples_seen = state
-    best_params = copy_params(params)
-    best_loss = best if validate is None else np.inf
-    order = np.arange(n_samples)
-    losses, scores, validation_losses = [], [], []
-    converged = diverged = stopped = False
-    for epoch in range(config.max_iter):
-        if hooks is not None:
-            hooks.begin(epoch)
-        order = epoch_order(n_samples, config.shuffle, rng, order)
-        batches = minibatches(order, config.batch_size)
-        loss, optimizer_state = run_epoch(
-            objective, params, X, Y, sample_weight, optimizer, optimizer_state,
-            learning_rate, batches,
-        )
-        samples_seen += epoch_weight
-        losses.append(loss)
-        if verbose:
-            print(f"Iteration {len(losses)}, loss = {loss:.8f}")
-        if exploded(loss, best_loss, params):
-            restore_params(params, best_params)
-            diverged = True
-            break
-        if validate is None:  # watch the training loss
-            count = no_improvement_count(best - loss, count, config.tol)
-            if loss < best:
-                best = best_loss = loss
-                best_params = copy_params(params)
-        else:  # watch the validation score; remember the best weights
-            score, validation_loss = validate(params)
-            scores.append(score)
-            validation_losses.append(validation_loss)
-            if verbose:
-                print(f"Validation score: {score:f}")
-            count = no_improvement_count(score - best, count, config.tol)
-            best_loss = min(best_loss, loss)
-            if score > best:
-                best = score
-                best_params = copy_params(params)
-        if config.schedule == "invscaling":
-            learning_rate = invscaling(config.learning_rate_init, config.power_t, samples_seen)
-        if count > config.n_iter_no_change:
-            watched = "Validation score" if validate else "Training loss"
-            message = (
-                f"{watched} did not improve more than tol={config.tol:f} for "
-                f"{config.n_iter_no_change} consecutive epochs."
+    epoch_weight = (X.shape[0] if rows is None else len(rows)) if weights is None else float(weights.sum())
+    progress = _Progress(state, params, validating=validate is not None)
+    outcome = None
+    try:
+        for epoch in range(config.max_iter):
+            if hooks is not None:
+                hooks.begin(epoch)
+            loss, progress.optimizer_state = run_epoch(
+                objective, params, next_epoch(), optimizer, progress.optimizer_state,
+                progress.learning_rate,
             )
-            if config.schedule == "adaptive" and learning_rate > ADAPTIVE_FLOOR:
-                learning_rate /= ADAPTIVE_DIVISOR
-                count = 0
-                if verbose:
-                    print(f"{message} Setting learning rate to {learning_rate:f}")
-            else:
-                if verbose:
-                    print(f"{message} Stopping.")
-                converged = True
-        if hooks is not None and hooks.end(epoch, params):
-            stopped = True
-        if converged or stopped:
-            break
+            progress.samples_seen += epoch_weight
+            outcome = progress.after_epoch(loss, params, validate, config, verbose)
+            if hooks is not None and hooks.end(epoch, params) and outcome is None:
+                outcome = "stopped"
+            if outcome is not None:
+                break
+    except KeyboardInterrupt:
+        restore_params(params, progress.best_params)
+        outcome = "interrupted"
     if validate is not None:
-        restore_params(params, best_params)
-    state = SolverState(optimizer_state, learning_rate, count, best, samples_seen)
-    return TrainingResult(losses, scores, validation_losses, state, converged, diverged, stopped)
+        restore_params(params, progress.best_params)
+    restarted = outcome == "diverged" and progress.recover(objective, params, next_epoch)
+    return progress.result(outcome, restarted)
 
 
 # ----------------------------------------------------------------- L-BFGS
@@ -286,9 +374,12 @@ def train_lbfgs(
 
     losses = []
     stop_requested = []
+    best = {"loss": np.inf, "x": pack(params)}
 
     def on_iteration(intermediate_result):
         losses.append(float(intermediate_result.fun))
+        if losses[-1] < best["loss"]:
+            best["loss"], best["x"] = losses[-1], intermediate_result.x.copy()
         if verbose:
             print(f"Iteration {len(losses)}, loss = {losses[-1]:.8f}")
         if hooks is not None:
@@ -297,11 +388,16 @@ def train_lbfgs(
                 stop_requested.append(True)
                 raise StopIteration  # scipy ends the optimisation after this iteration
 
-    start = pack(params)
-    result = minimize(
-        fun, start, method="L-BFGS-B", jac=True, callback=on_iteration,
-        options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol},
-    )
+    start = best["x"]
+    try:
+        result = minimize(
+            fun, start, method="L-BFGS-B", jac=True, callback=on_iteration,
+            options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol},
+        )
+    except KeyboardInterrupt:  # keep the best iterate so far
+        restore_params(params, unpack(best["x"], params))
+        state = SolverState(None, None, 0, best["loss"], 0)
+        return TrainingResult(losses, [], [], state, False, False, False, interrupted=True)
     diverged = not (np.isfinite(result.fun) and np.isfinite(result.x).all())
     restore_params(params, unpack(start if diverged else result.x, params))
     state = SolverState(None, None, 0, min(losses, default=np.inf), 0)

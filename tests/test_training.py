@@ -10,6 +10,7 @@ from skbackprop._training import (
     epoch_order,
     exploded,
     invscaling,
+    minibatch_source,
     minibatches,
     no_improvement_count,
     pack,
@@ -127,16 +128,60 @@ def test_epoch_loss_is_the_weighted_mean_of_batch_losses_and_empty_batches_are_s
     w = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0])
     params = [np.array([0.0])]
     optimizer = sgd()
-    batches = minibatches(np.arange(10), 4)  # the first batch weighs nothing
+    next_epoch = minibatch_source(X, Y, w, None, 4, False, np.random.RandomState(0))
     calls = []
 
     def counting(params, X, Y, w):
         calls.append(len(Y))
         return objective(params, X, Y, w)
 
-    loss, _ = run_epoch(counting, params, X, Y, w, optimizer, optimizer.init(params), 0.0, batches)
-    assert calls == [4, 2]  # the all-zero batch was skipped
+    loss, _ = run_epoch(counting, params, next_epoch(), optimizer, optimizer.init(params), 0.0)
+    assert calls == [4, 2]  # the first batch weighs nothing and was skipped
     assert loss == pytest.approx(w @ Y[:, 0] ** 2 / (2 * w.sum()))
+
+
+def test_minibatch_source_slices_unshuffled_data_in_place():
+    X = np.arange(20.0).reshape(10, 2)
+    Y = np.arange(10.0)[:, None]
+    batches = minibatch_source(X, Y, None, None, 4, False, np.random.RandomState(0))()
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    assert all(np.shares_memory(b[0], X) for b in batches)
+
+
+def test_minibatch_source_shuffles_into_one_reused_buffer():
+    X = np.arange(20.0).reshape(10, 2)
+    Y = np.arange(10.0)[:, None]
+    next_epoch = minibatch_source(X, Y, None, None, 4, True, np.random.RandomState(0))
+    first = next_epoch()
+    buffer = first[0][0].base
+    rows = np.concatenate([b[1][:, 0] for b in first]).astype(int)
+    assert sorted(rows) == list(range(10)) and list(rows) != list(range(10))
+    assert_array_equal(np.concatenate([b[0] for b in first]), X[rows])
+    second = next_epoch()
+    assert second[0][0].base is buffer  # the same buffer, refilled
+    assert not np.shares_memory(buffer, X)
+
+
+def test_minibatch_source_full_batch_is_never_shuffled_and_rows_are_copied_once():
+    X = np.arange(20.0).reshape(10, 2)
+    Y = np.arange(10.0)[:, None]
+    rows = np.array([7, 2, 5])
+    next_epoch = minibatch_source(X, Y, None, rows, 10, True, np.random.RandomState(0))
+    (Xb, Yb, wb), = next_epoch()
+    assert_array_equal(Yb[:, 0], rows)
+    (Xb2, _, _), = next_epoch()
+    assert Xb2.base is Xb.base
+
+
+def test_minibatch_source_indexes_sparse_rows_batch_by_batch():
+    from scipy import sparse
+
+    X = sparse.csr_matrix(np.arange(20.0).reshape(10, 2))
+    Y = np.arange(10.0)[:, None]
+    batches = minibatch_source(X, Y, None, None, 3, True, np.random.RandomState(1))()
+    for Xb, Yb, _ in batches:
+        assert sparse.issparse(Xb)
+        assert_array_equal(Xb.toarray(), X.toarray()[Yb[:, 0].astype(int)])
 
 
 def test_adaptive_schedule_divides_the_learning_rate_by_five_when_stalled():

@@ -430,3 +430,16 @@ def test_partial_fit_after_a_change_of_solver_starts_a_fresh_optimizer(iris):
     assert clf.t_ == 2 * len(X)
     assert len(clf.loss_curve_) == 2
     assert all(np.isfinite(p).all() for p in clf.coefs_)
+
+
+def test_divergence_keeps_the_starting_weights_when_they_fit_better(iris):
+    """With a full batch and a huge step, the weights saved after the best
+    epoch have exploded already; the starting weights are the better choice."""
+    X, y = iris
+    with pytest.warns(ConvergenceWarning, match="starting weights were restored"):
+        clf = BackpropMLPClassifier((20,), solver="sgd", learning_rate_init=1000.0,
+                                    max_iter=50, random_state=0).fit(X, y)
+    start = init_params([4, 20, 3], "relu", np.random.RandomState(0))
+    for a, b in zip(clf.coefs_ + clf.intercepts_, start[0] + start[1]):
+        assert_array_equal(a, b)
+    assert clf.loss_ == pytest.approx(clf.loss_curve_[0])  # full batch: the loss at the start
