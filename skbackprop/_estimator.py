@@ -92,7 +92,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     :meth:`loss_gradient` and :func:`skbackprop.check_gradients`.
 
     The network has one output unit per class and a softmax for three or more
-    classes, and a single logistic unit for two. Training minimises the
+    classes, a single logistic unit for two, and one logistic unit per label
+    for a multilabel indicator matrix. ``X`` may be dense or sparse, float64
+    or float32 (which trains in float32 throughout). Training minimises the
     weighted mean cross-entropy plus an L2 penalty on the weights::
 
         J = (1/S) sum_n s_n l_n + alpha / (2 S) sum_i ||W_i||_F^2
@@ -146,8 +148,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         and the sample order equal those of ``MLPClassifier``.
     tol : float, default=1e-4
         Training stops when the epoch loss (or, with ``early_stopping``, the
-        validation score) has not improved by more than ``tol`` for more than
-        ``n_iter_no_change`` consecutive epochs. For ``"lbfgs"``, the
+        validation score) has not improved on its best by at least ``tol`` for
+        more than ``n_iter_no_change`` consecutive epochs. For ``"lbfgs"``, the
         tolerance on the projected gradient.
     verbose : bool, default=False
         Print the training loss (and validation score) after every epoch.
@@ -186,7 +188,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        The class labels, sorted.
+        The class labels, sorted (``0 .. n_labels - 1`` for multilabel
+        targets).
     coefs_ : list of ndarray
         ``coefs_[i]`` is the weight matrix of layer ``i``, of shape
         ``(fan_in, fan_out)``.
@@ -218,15 +221,17 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         each counted by its weight.
     n_features_in_ : int
         The number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         The feature names seen during ``fit``, when ``X`` had string column
         names.
     n_layers_ : int
         The number of layers, input and output included.
     n_outputs_ : int
-        The number of output units: ``n_classes``, or 1 for two classes.
+        The number of output units: ``n_classes``, 1 for two classes, or
+        ``n_labels`` for multilabel targets.
     out_activation_ : str
-        ``"softmax"``, or ``"logistic"`` for two classes.
+        ``"softmax"``, or ``"logistic"`` for two classes and for multilabel
+        targets.
 
     See Also
     --------
@@ -343,11 +348,11 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
-        y : array-like of shape (n_samples,)
-            Class labels, of any type ``numpy.unique`` can sort; at least two
-            classes.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, of any type ``numpy.unique`` can sort (at least two
+            classes), or a 0/1 multilabel indicator matrix.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights ``s_n`` of the samples in the objective
             (``S`` becomes their sum). Integer weights act like repeated rows,
@@ -724,7 +729,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(result.loss_curve)
         self.loss_curve_ = self._continued("loss_curve_", result.loss_curve, warm)
         if self.solver == "lbfgs":
-            self.t_ = (self.t_ if warm else 0) + X.shape[0] * self.n_iter_
+            epoch_weight = X.shape[0] if weights is None else float(weights.sum())
+            self.t_ = (self.t_ if warm else 0) + epoch_weight * self.n_iter_
+            self.__dict__.pop("_stochastic_state", None)  # a later partial_fit starts afresh
         else:
             self.t_ = result.state.samples_seen
             self._stochastic_state = result.state

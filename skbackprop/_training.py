@@ -163,7 +163,7 @@ def invscaling(learning_rate_init, power_t, samples_seen):
 
 def no_improvement_count(improvement, count, tol):
     """``MLPClassifier``'s stopping rule: an epoch counts as *no improvement*
-    unless it beats the best so far by more than ``tol``; training stops (or,
+    unless it beats the best so far by at least ``tol``; training stops (or,
     with 'adaptive', slows down) once there are more than ``n_iter_no_change``
     such epochs in a row."""
     return count + 1 if improvement < tol else 0

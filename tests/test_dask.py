@@ -72,7 +72,11 @@ def test_grid_search_on_a_dask_cluster_matches_a_local_one(digits_subset, quiet_
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=None,  # no dashboard
+            # The scheduler still serves a few HTTP endpoints, by default on
+            # port 8787, warning when that is taken (by another cluster, or a
+            # parallel test run): a free port on the loopback interface instead.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         ) as cluster,
         distributed.Client(cluster) as client,

@@ -443,3 +443,17 @@ def test_divergence_keeps_the_starting_weights_when_they_fit_better(iris):
     for a, b in zip(clf.coefs_ + clf.intercepts_, start[0] + start[1]):
         assert_array_equal(a, b)
     assert clf.loss_ == pytest.approx(clf.loss_curve_[0])  # full batch: the loss at the start
+
+
+def test_lbfgs_counts_samples_by_weight_and_a_later_partial_fit_starts_afresh(iris):
+    X, y = iris
+    clf = quiet_fit(BackpropMLPClassifier((4,), solver="lbfgs", max_iter=5, random_state=0),
+                    X, y, sample_weight=np.full(len(X), 2.0))
+    assert clf.t_ == 5 * 2 * len(X)
+    clf = quiet_fit(BackpropMLPClassifier((4,), solver="adam", max_iter=3, random_state=0), X, y)
+    clf.set_params(solver="lbfgs", warm_start=True, max_iter=5)
+    quiet_fit(clf, X, y)
+    t_after_lbfgs = clf.t_
+    clf.set_params(solver="adam")
+    clf.partial_fit(X, y)
+    assert clf.t_ == t_after_lbfgs + len(X)  # not the adam fit's count, resumed
