@@ -9,6 +9,7 @@ float arrays.
 import functools
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
@@ -20,6 +21,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from scipy import sparse
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from threadpoolctl import threadpool_limits
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -27,9 +29,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._fast import FusedObjective, blas_threads, flat_views, flatten
 from ._losses import OUTPUTS
 from ._network import init_params, loss_from_logits, objective, predict_logits
-from ._optimizers import adam, sgd
+from ._optimizers import adam, copy_state, sgd
 from ._training import MinibatchConfig, SolverState, train_lbfgs, train_minibatch
 
 try:  # scikit-learn >= 1.9 has a callback API; older versions simply go without
@@ -505,17 +508,19 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         layer_sizes = self._layer_sizes(X.shape[1], Y.shape[1])
         weights = self._combined_weights(y, sample_weight, X.dtype)
         rng = check_random_state(self.random_state)
-        coefs, intercepts = self._starting_weights(layer_sizes, warm, rng, X.dtype)
+        # Training works on one flat vector of all weights and biases, a copy
+        # of the starting weights; coefs_ and intercepts_ become views of it.
+        theta = flatten(*self._starting_weights(layer_sizes, warm, rng, X.dtype), X.dtype)
+        net = _Net(layer_sizes, output)
         context = self._begin_callbacks(X, y, sample_weight, incremental)
-        hooks = self._callback_hooks(
-            context, X, y, sample_weight, classes, len(coefs), output
-        )
+        hooks = self._callback_hooks(context, X, y, sample_weight, classes, net)
         if self.solver == "lbfgs":
-            result = self._run_lbfgs(coefs, intercepts, X, Y, weights, output, hooks)
+            result = self._run_lbfgs(theta, X, Y, weights, net, hooks)
         else:
             result = self._run_stochastic(
-                coefs, intercepts, X, y, Y, weights, output, rng, hooks, warm, incremental
+                theta, X, y, Y, weights, net, rng, hooks, warm, incremental
             )
+        coefs, intercepts = flat_views(theta, layer_sizes)
         self._set_fitted_state(classes, coefs, intercepts, output, result, X, Y, weights, warm)
         if context is not None:
             context.call_on_fit_task_end(
@@ -548,8 +553,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         return weights if sample_weight is None else weights * sample_weight
 
     def _starting_weights(self, layer_sizes, warm, rng, dtype):
-        """Fresh Glorot weights (of the data's dtype), or copies of the current
-        ones to continue from."""
+        """Fresh Glorot weights (of the data's dtype), or the current ones to
+        continue from."""
         if not warm:
             return init_params(layer_sizes, self.activation, rng, dtype)
         shapes = [W.shape for W in self.coefs_]
@@ -558,7 +563,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 f"Training can only continue with the layer shapes of the previous fit, "
                 f"{shapes}; hidden_layer_sizes={self.hidden_layer_sizes!r} gives others."
             )
-        return [W.copy() for W in self.coefs_], [b.copy() for b in self.intercepts_]
+        return self.coefs_, self.intercepts_
 
     # ------------------------------------------------------------ callbacks
 
@@ -572,17 +577,19 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=_metadata(sample_weight))
         return context
 
-    def _callback_hooks(self, context, X, y, sample_weight, classes, n_layers, output):
+    def _callback_hooks(self, context, X, y, sample_weight, classes, net):
         if context is None or not getattr(self, "_skl_callbacks", None):
             return None
+
         def fitted_attributes(params):
+            coefs, intercepts = flat_views(params[0].copy(), net.layer_sizes)
             return {
                 "classes_": classes,
-                "coefs_": [p.copy() for p in params[:n_layers]],
-                "intercepts_": [p.copy() for p in params[n_layers:]],
-                "n_layers_": n_layers + 1,
-                "n_outputs_": params[n_layers - 1].shape[1],
-                "out_activation_": output,
+                "coefs_": coefs,
+                "intercepts_": intercepts,
+                "n_layers_": len(net.layer_sizes),
+                "n_outputs_": net.layer_sizes[-1],
+                "out_activation_": net.output,
             }
 
         task_name = "iteration" if self.solver == "lbfgs" else "epoch"
@@ -592,36 +599,35 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     # -------------------------------------------------------------- solvers
 
-    def _objective(self, n_layers, output):
-        """``objective(params, X, Y, sample_weight) -> (loss, grads)`` over the
-        flat parameter list ``coefs + intercepts``."""
+    def _objective(self, X, net):
+        """``objective([theta], X, Y, sample_weight) -> (loss, [gradient])``
+        over the flat vector: the fused, in-place objective for dense data,
+        the reference functions of ``_network`` for sparse data."""
+        if not sparse.issparse(X):
+            return FusedObjective(net.layer_sizes, self.activation, net.output, self.alpha, X.dtype)
 
-        def flat_objective(params, X, Y, sample_weight):
+        def reference_objective(params, X, Y, sample_weight):
+            coefs, intercepts = flat_views(params[0], net.layer_sizes)
             loss, dcoefs, dintercepts = objective(
-                X, Y, params[:n_layers], params[n_layers:], self.activation, output,
-                self.alpha, sample_weight,
+                X, Y, coefs, intercepts, self.activation, net.output, self.alpha, sample_weight
             )
-            return loss, dcoefs + dintercepts
+            return loss, [flatten(dcoefs, dintercepts, params[0].dtype)]
 
-        return flat_objective
+        return reference_objective
 
-    def _run_lbfgs(self, coefs, intercepts, X, Y, weights, output, hooks):
-        flat_objective = self._objective(len(coefs), output)
+    def _run_lbfgs(self, theta, X, Y, weights, net, hooks):
         # A run that overflows is detected from its loss and reported as a warning.
-        with np.errstate(over="ignore", invalid="ignore"):
+        threads = blas_threads(net.layer_sizes, X.shape[0])
+        with np.errstate(over="ignore", invalid="ignore"), threadpool_limits(threads, "blas"):
             return train_lbfgs(
-                flat_objective, coefs + intercepts, X, Y, weights, max_iter=self.max_iter,
+                self._objective(X, net), [theta], X, Y, weights, max_iter=self.max_iter,
                 max_fun=self.max_fun, tol=self.tol, hooks=hooks, verbose=self.verbose,
             )
 
-    def _run_stochastic(
-        self, coefs, intercepts, X, y, Y, weights, output, rng, hooks, warm, incremental
-    ):
-        params = coefs + intercepts
-        flat_objective = self._objective(len(coefs), output)
+    def _run_stochastic(self, theta, X, y, Y, weights, net, rng, hooks, warm, incremental):
         rows = validate = None
         if self.early_stopping:
-            rows, validate = self._validation_split(X, y, Y, weights, rng, len(coefs), output)
+            rows, validate = self._validation_split(X, y, Y, weights, rng, net)
         config = MinibatchConfig(
             batch_size=self._batch_size(X.shape[0] if rows is None else len(rows)),
             max_iter=1 if incremental else self.max_iter,
@@ -633,12 +639,13 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             power_t=self.power_t,
         )
         optimizer = self._optimizer()
-        state = self._solver_state(optimizer, params, warm, incremental)
+        state = self._solver_state(optimizer, [theta], warm, incremental)
         # Overflow only happens in a diverging run, which the divergence guard
         # detects from the loss and reports: numpy's own warnings would be noise.
-        with np.errstate(over="ignore", invalid="ignore"):
+        threads = blas_threads(net.layer_sizes, config.batch_size)
+        with np.errstate(over="ignore", invalid="ignore"), threadpool_limits(threads, "blas"):
             return train_minibatch(
-                flat_objective, params, X, Y, weights, optimizer, config, state, rng,
+                self._objective(X, net), [theta], X, Y, weights, optimizer, config, state, rng,
                 rows=rows, validate=validate, hooks=hooks, verbose=self.verbose,
             )
 
@@ -653,9 +660,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         previous = getattr(self, "_stochastic_state", None)
         fresh_optimizer_state = optimizer.init(params)
         if incremental and previous is not None:
-            if type(previous.optimizer_state) is type(fresh_optimizer_state):
-                return previous
-            # the solver changed since the last call: keep all but the optimizer's memory
+            if _same_layout(previous.optimizer_state, fresh_optimizer_state):
+                # a copy: training overwrites the state's arrays, and a call that
+                # fails must leave the previous state as it was
+                return previous._replace(optimizer_state=copy_state(previous.optimizer_state))
+            # the solver (or the layout of the state) changed since the last call:
+            # keep all but the optimizer's memory
             return previous._replace(optimizer_state=fresh_optimizer_state)
         if self.early_stopping:  # the best validation score so far
             previous = self.best_validation_score_ if warm else None
@@ -677,7 +687,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             )
         return min(self.batch_size, n_samples)
 
-    def _validation_split(self, X, y, Y, weights, rng, n_layers, output):
+    def _validation_split(self, X, y, Y, weights, rng, net):
         """Hold out ``validation_fraction`` of the rows, stratified by class.
 
         Returns the training rows and ``validate(params) -> (accuracy, loss)``
@@ -699,11 +709,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         truth = Y_val if multilabel else _class_indices(Y_val)
 
         def validate(params):
-            Z = predict_logits(X_val, params[:n_layers], params[n_layers:], self.activation)
-            P = _proba_from_logits(Z, output)
+            coefs, intercepts = flat_views(params[0], net.layer_sizes)
+            Z = predict_logits(X_val, coefs, intercepts, self.activation)
+            P = _proba_from_logits(Z, net.output)
             predicted = (P > 0.5).astype(Y_val.dtype) if multilabel else P.argmax(axis=1)
             score = accuracy_score(truth, predicted, sample_weight=w_val)
-            return score, loss_from_logits(Z, Y_val, params[:n_layers], output, self.alpha, w_val)
+            return score, loss_from_logits(Z, Y_val, coefs, net.output, self.alpha, w_val)
 
         return train_rows, validate
 
@@ -936,6 +947,22 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             )
 
         return loss_function
+
+
+class _Net(NamedTuple):
+    """The shape of the network being trained."""
+
+    layer_sizes: list  #: [n_features, *hidden_layer_sizes, n_outputs]
+    output: str  #: "softmax" or "logistic"
+
+
+def _same_layout(state, fresh):
+    """Whether an optimizer state saved earlier fits the parameters that
+    ``fresh`` (a new state for them) was made for."""
+    if type(state) is not type(fresh):
+        return False
+    shapes = lambda s: [a.shape for f in s if isinstance(f, tuple) for a in f]  # noqa: E731
+    return shapes(state) == shapes(fresh)
 
 
 def _metadata(sample_weight):

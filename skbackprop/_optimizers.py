@@ -1,9 +1,8 @@
 """Update rules, each an ``init``/``update`` pair with small immutable state.
 
 An optimizer turns gradients into *updates*: the amounts to add to the
-parameters. It neither changes the parameters itself, nor prints, nor
-decides when to stop. The learning rate is passed to every ``update``, so
-that the training loop can follow a schedule::
+parameters. It neither prints nor decides when to stop. The learning rate
+is passed to every call, so that the training loop can follow a schedule::
 
     opt = sgd(momentum=0.9, nesterov=True)
     state = opt.init(params)
@@ -11,8 +10,14 @@ that the training loop can follow a schedule::
         updates, state = opt.update(grads, state, learning_rate)
         params = [p + u for p, u in zip(params, updates)]
 
+``update`` is the reference: pure, it changes neither its arguments nor the
+state. ``apply(params, grads, state, learning_rate) -> state`` computes the
+same step in place, without temporaries: it adds the update to ``params``
+and overwrites the state's arrays. Training uses ``apply``; the tests hold
+it equal to ``update``.
+
 ``params``, ``grads`` and ``updates`` are sequences of arrays of matching
-shapes (for the network: ``coefs + intercepts``).
+shapes (for the network: one flat vector of all weights and biases).
 
 This module uses NumPy only.
 """
@@ -23,11 +28,33 @@ import numpy as np
 
 
 class Optimizer(NamedTuple):
-    """An update rule: ``init(params) -> state`` and
-    ``update(grads, state, learning_rate) -> (updates, state)``."""
+    """An update rule: ``init(params) -> state``,
+    ``update(grads, state, learning_rate) -> (updates, state)``, and its
+    in-place twin ``apply(params, grads, state, learning_rate) -> state``."""
 
     init: Callable
     update: Callable
+    apply: Callable
+
+
+def copy_state(state):
+    """A copy of an optimizer state whose arrays ``apply`` may overwrite."""
+    return type(state)(*(
+        tuple(a.copy() for a in field) if isinstance(field, tuple) else field for field in state
+    ))
+
+
+class _Scratch:
+    """One reusable buffer per array shape and dtype, for ``apply``."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def like(self, a):
+        key = (a.shape, a.dtype.str)
+        if key not in self.buffers:
+            self.buffers[key] = np.empty_like(a)
+        return self.buffers[key]
 
 
 class SGDState(NamedTuple):
@@ -70,7 +97,23 @@ def sgd(momentum=0.0, nesterov=False):
             updates = velocity
         return updates, SGDState(velocity=velocity)
 
-    return Optimizer(init, update)
+    scratch = _Scratch()
+
+    def apply(params, grads, state, learning_rate):
+        for p, v, g in zip(params, state.velocity, grads):
+            step = scratch.like(g)
+            np.multiply(g, learning_rate, out=step)  # lr g
+            v *= momentum
+            v -= step  # v = momentum v - lr g
+            if nesterov:
+                p -= step
+                np.multiply(v, momentum, out=step)
+                p += step  # p += momentum v - lr g
+            else:
+                p += v
+        return state
+
+    return Optimizer(init, update, apply)
 
 
 def adam(beta_1=0.9, beta_2=0.999, epsilon=1e-8):
@@ -88,8 +131,11 @@ def adam(beta_1=0.9, beta_2=0.999, epsilon=1e-8):
     """
 
     def init(params):
-        zeros = tuple(np.zeros_like(p) for p in params)
-        return AdamState(step=0, m=zeros, v=zeros)
+        return AdamState(
+            step=0,
+            m=tuple(np.zeros_like(p) for p in params),
+            v=tuple(np.zeros_like(p) for p in params),
+        )
 
     def update(grads, state, learning_rate):
         step = state.step + 1
@@ -99,4 +145,25 @@ def adam(beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         updates = tuple(-lr_t * m_i / (np.sqrt(v_i) + epsilon) for m_i, v_i in zip(m, v))
         return updates, AdamState(step=step, m=m, v=v)
 
-    return Optimizer(init, update)
+    scratch = _Scratch()
+
+    def apply(params, grads, state, learning_rate):
+        step = state.step + 1
+        lr_t = learning_rate * np.sqrt(1 - beta_2**step) / (1 - beta_1**step)
+        for p, m, v, g in zip(params, state.m, state.v, grads):
+            tmp = scratch.like(g)
+            m *= beta_1
+            np.multiply(g, 1 - beta_1, out=tmp)
+            m += tmp  # m = beta_1 m + (1 - beta_1) g
+            v *= beta_2
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - beta_2
+            v += tmp  # v = beta_2 v + (1 - beta_2) g**2
+            np.sqrt(v, out=tmp)
+            tmp += epsilon
+            np.divide(m, tmp, out=tmp)
+            tmp *= lr_t
+            p -= tmp  # p -= lr_t m / (sqrt(v) + epsilon)
+        return state._replace(step=step)
+
+    return Optimizer(init, update, apply)

@@ -144,9 +144,7 @@ def run_epoch(objective, params, batches, optimizer=None, state=None, learning_r
             continue
         loss, grads = objective(params, X, Y, w)
         if optimizer is not None:
-            updates, state = optimizer.update(grads, state, learning_rate)
-            for p, u in zip(params, updates):
-                p += u
+            state = optimizer.apply(params, grads, state, learning_rate)
         total_loss += loss * weight
         total_weight += weight
     return total_loss / total_weight, state

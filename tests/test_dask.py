@@ -82,6 +82,7 @@ def test_grid_search_on_a_dask_cluster_matches_a_local_one(digits_subset, quiet_
         distributed.Client(cluster) as client,
     ):
         # two worker processes, each training its own share of the 9 fits
+        client.wait_for_workers(2, timeout=30)
         assert len(client.scheduler_info()["workers"]) == 2
         with distributed.get_task_stream(client) as tasks, joblib.parallel_backend("dask"):
             on_dask = fit_quietly(make_search(n_jobs=-1), X, y)

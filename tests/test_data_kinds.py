@@ -200,16 +200,22 @@ def test_fit_needs_at_most_one_extra_copy_of_x(dtype, params):
 
 
 def interrupt_on_call(monkeypatch, n_calls):
-    real_objective = estimator_module.objective
+    """Make the training objective raise KeyboardInterrupt on its n-th call."""
+    real_objective_factory = estimator_module.BackpropMLPClassifier._objective
     calls = {"n": 0}
 
-    def objective(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == n_calls:
-            raise KeyboardInterrupt
-        return real_objective(*args, **kwargs)
+    def objective_factory(self, X, net):
+        real_objective = real_objective_factory(self, X, net)
 
-    monkeypatch.setattr(estimator_module, "objective", objective)
+        def objective(*args):
+            calls["n"] += 1
+            if calls["n"] == n_calls:
+                raise KeyboardInterrupt
+            return real_objective(*args)
+
+        return objective
+
+    monkeypatch.setattr(estimator_module.BackpropMLPClassifier, "_objective", objective_factory)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])

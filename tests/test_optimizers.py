@@ -115,3 +115,32 @@ def test_state_types():
     assert isinstance(state, AdamState) and state.step == 0
     _, state = adam().update([np.ones(2)], state, 0.1)
     assert state.step == 1
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [sgd(), sgd(momentum=0.9), sgd(momentum=0.9, nesterov=True), adam(),
+     adam(beta_1=0.5, beta_2=0.9, epsilon=1e-3)],
+    ids=["gd", "momentum", "nesterov", "adam", "adam-custom"],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_in_place_apply_equals_update(optimizer, dtype):
+    rng = np.random.RandomState(0)
+    params = [rng.normal(size=(3, 4)).astype(dtype), rng.normal(size=4).astype(dtype)]
+    reference = [p.copy() for p in params]
+    state, reference_state = optimizer.init(params), optimizer.init(reference)
+    for step in range(5):
+        grads = [rng.normal(size=p.shape).astype(dtype) for p in params]
+        learning_rate = 0.1 / (step + 1)
+        updates, reference_state = optimizer.update(grads, reference_state, learning_rate)
+        reference = [p + u for p, u in zip(reference, updates)]
+        state = optimizer.apply(params, grads, state, learning_rate)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for p, r in zip(params, reference):
+        assert p.dtype == dtype
+        assert_allclose(p, r, rtol=rtol, atol=rtol)
+
+
+def test_adam_moments_are_separate_arrays():
+    state = adam().init([np.zeros(3)])
+    assert state.m[0] is not state.v[0]
