@@ -815,11 +815,30 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- predict
 
     def _logits(self, X):
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, reset=False, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32)
-        )
+        if not hasattr(self, "coefs_"):
+            check_is_fitted(self, "coefs_")  # raises NotFittedError
+        if not self._is_plain_valid_array(X):
+            X = validate_data(
+                self, X, reset=False, accept_sparse=["csr", "csc"],
+                dtype=(np.float64, np.float32),
+            )
         return predict_logits(X, self.coefs_, self.intercepts_, self.activation)
+
+    def _is_plain_valid_array(self, X):
+        """The fast lane of prediction: a finite 2-D float NumPy array of the
+        right width, from a model fitted without feature names, passes every
+        check ``validate_data`` would make, so those (costly for a single
+        row) are skipped. Anything else takes the full validation, which also
+        gives the errors and warnings."""
+        return (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in (np.float64, np.float32)
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+            and bool(np.isfinite(X).all())
+        )
 
     def predict_proba(self, X):
         """Class probabilities of each sample.

@@ -92,8 +92,13 @@ def backward(activations, dZ, coefs, activation):
 
 
 def predict_logits(X, coefs, intercepts, activation):
-    """Output logits of the network on ``X`` (the forward pass, keeping nothing)."""
-    return forward(X, coefs, intercepts, activation)[1]
+    """Output logits of the network on ``X``: the forward pass, keeping only
+    the current layer (prediction needs no activations for a backward pass)."""
+    f = ACTIVATIONS[activation]
+    A = X
+    for W, b in zip(coefs[:-1], intercepts[:-1]):
+        A = f(A @ W + b)
+    return A @ coefs[-1] + intercepts[-1]
 
 
 def _sample_weights(sample_weight, n_samples, dtype):

@@ -340,3 +340,22 @@ def test_cross_val_score(iris):
         )
     assert scores.shape == (5,)
     assert scores.mean() > 0.9
+
+
+def test_the_fast_prediction_lane_agrees_with_full_validation(iris):
+    X, y = iris
+    clf = quiet_fit(BackpropMLPClassifier((5,), max_iter=20, random_state=0), X, y)
+    fast = clf.predict_proba(X)  # a float ndarray: validation is skipped
+    validated = clf.predict_proba(X.tolist())  # a list: full validation
+    assert_array_equal(fast, validated)
+    assert_array_equal(clf.predict_proba(np.asfortranarray(X)), fast)
+    assert_array_equal(clf.predict_proba(X.astype(np.float32)),
+                       clf.predict_proba(X.astype(np.float32).tolist()))
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict_proba(bad)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict_proba(X[:, :3])
+    with pytest.raises(ValueError, match="2D array"):
+        clf.predict_proba(X[0])
