@@ -219,9 +219,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         otherwise.
     n_iter_ : int
         The number of epochs (or ``"lbfgs"`` iterations) the last call ran.
-    t_ : float
+    t_ : int or float
         The number of training samples seen by the solver, over all calls,
-        each counted by its weight.
+        each counted by its weight (a float when there are sample weights).
     n_features_in_ : int
         The number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -372,6 +372,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             If the data, the labels or the weights are invalid, or if
             ``warm_start`` is asked to continue with other classes or layer
             sizes. The estimator is then left exactly as it was.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skbackprop import BackpropMLPClassifier
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = StandardScaler().fit_transform(X)
+        >>> clf = BackpropMLPClassifier(hidden_layer_sizes=(10,), solver="lbfgs",
+        ...                             alpha=1.0, random_state=0).fit(X, y)
+        >>> clf.n_iter_ < 200, len(clf.loss_curve_) == clf.n_iter_
+        (True, True)
         """
         warm = self.warm_start and hasattr(self, "coefs_")
         X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=not warm)
@@ -420,6 +432,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         -------
         self : BackpropMLPClassifier
             The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from skbackprop import BackpropMLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = BackpropMLPClassifier(hidden_layer_sizes=(10,), random_state=0)
+        >>> for chunk in np.array_split(np.arange(150), 3):  # one epoch per call
+        ...     clf = clf.partial_fit(X[chunk], y[chunk], classes=[0, 1, 2])
+        >>> clf.n_iter_, len(clf.loss_curve_), clf.t_
+        (1, 3, 150)
         """
         first = not hasattr(self, "coefs_")
         if not first:  # scikit-learn validates parameters only on the first call
@@ -854,6 +878,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             ``proba[n, k]`` is the probability of ``classes_[k]``; rows sum to
             1. For multilabel targets, ``proba[n, k]`` is the probability that
             label ``k`` applies, independently of the others.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skbackprop import BackpropMLPClassifier
+        >>> from sklearn.preprocessing import scale
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = BackpropMLPClassifier((10,), solver="lbfgs", alpha=1.0,
+        ...                             random_state=0).fit(scale(X), y)
+        >>> proba = clf.predict_proba(scale(X)[[0, 100]])
+        >>> proba.shape, proba.sum(axis=1).round(12).tolist()
+        ((2, 3), [1.0, 1.0])
         """
         P = _proba_from_logits(self._logits(X), self.out_activation_)
         _check_finite(P)
@@ -873,6 +909,19 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from skbackprop import BackpropMLPClassifier
+        >>> from sklearn.preprocessing import scale
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = BackpropMLPClassifier((10,), solver="lbfgs", alpha=1.0,
+        ...                             random_state=0).fit(scale(X), y)
+        >>> X = scale(X)
+        >>> bool(np.allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X)))
+        True
         """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
@@ -891,6 +940,19 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             Labels from ``classes_``, in their original type; for multilabel
             targets, the 0/1 indicator matrix of the labels whose probability
             exceeds 1/2.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skbackprop import BackpropMLPClassifier
+        >>> from sklearn.preprocessing import scale
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = scale(X)
+        >>> names = load_iris().target_names[y]  # string labels stay strings
+        >>> clf = BackpropMLPClassifier((10,), solver="lbfgs", alpha=1.0,
+        ...                             random_state=0).fit(X, names)
+        >>> clf.predict(X[[0, 60, 120]]).tolist()
+        ['setosa', 'versicolor', 'virginica']
         """
         proba = self.predict_proba(X)
         if self.out_activation_ == "logistic" and self.n_outputs_ > 1:  # multilabel
