@@ -1,26 +1,46 @@
-"""Command line of skbackprop: ``python -m skbackprop`` runs the demo.
+"""Command line of skbackprop.
 
-The demo tunes ``learning_rate_init`` of a :class:`BackpropMLPClassifier` on
+``python -m skbackprop`` (or ``python -m skbackprop demo``) runs the demo:
+it tunes ``learning_rate_init`` of a :class:`BackpropMLPClassifier` on
 scikit-learn's handwritten digits with a cross-validated grid search, then
 compares the best pipeline with scikit-learn's own ``MLPClassifier`` on a
 held-out test set. Every step of it is a small function taking its sizes as
 arguments, so that the tests can run a miniature of the same code.
+
+Two commands work on your own data, a CSV file with a header line:
+
+``python -m skbackprop fit DATA.csv --target COLUMN --out MODEL.joblib``
+    cross-validates a standardising pipeline (or grid-searches it with
+    ``--grid``), fits it on all rows and saves it with joblib;
+``python -m skbackprop predict MODEL.joblib DATA.csv``
+    prints the predicted label of every row, as CSV.
+
+Both read CSV files with pandas, imported only by them. Bad input ends the
+command with a one-line message on stderr and exit status 1 (2 for a bad
+command line, as argparse does).
 """
 
 import argparse
+import contextlib
+import csv
 import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 from typing import NamedTuple
 
+import joblib
+import numpy as np
 from joblib import parallel_config
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV, cross_validate, train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from ._estimator import BackpropMLPClassifier
@@ -116,33 +136,48 @@ def make_model(classifier):
 
 
 class ProgressScorer:
-    """Accuracy scorer for the search that also prints one line per fit.
+    """Accuracy scorer of a cross-validation that also prints one line per fit:
+    the fit's values of the searched parameters, its epochs and its accuracy
+    on the held-out fold.
 
-    The search calls its scorer once per (candidate, fold), right after the
-    fit, in the thread that ran it; a lock keeps the count and the lines
-    whole when two fits finish together.
+    ``grid`` maps the searched parameters to their values (empty when there
+    is no search), which sets the width of their columns. The search calls
+    its scorer once per (candidate, fold), right after the fit, in the thread
+    that ran it; a lock keeps the count and the lines whole when two fits
+    finish together.
     """
 
-    def __init__(self, n_fits, out, rate_width=8):
+    def __init__(self, n_fits, grid, out):
         self.n_fits = n_fits
         self.out = out
-        self.rate_width = rate_width
+        self.widths = {
+            name: max(len(_format_value(value)) for value in values)
+            for name, values in grid.items()
+        }
         self.done = 0
         self._lock = threading.Lock()
 
     def __call__(self, model, X, y):
         accuracy = model.score(X, y)
         clf = model[-1]
+        settings = "".join(
+            f"  {name}={_format_value(getattr(clf, name)):<{width}}"
+            for name, width in self.widths.items()
+        )
         stopped = "" if clf.n_iter_ < clf.max_iter else "  (stopped at max_iter)"
         with self._lock:
             self.done += 1
             say(
                 self.out,
-                f"{INDENT}fit {self.done:>{len(str(self.n_fits))}}/{self.n_fits}"
-                f"  learning_rate_init={clf.learning_rate_init:<{self.rate_width}g}"
+                f"{INDENT}fit {self.done:>{len(str(self.n_fits))}}/{self.n_fits}{settings}"
                 f"  epochs {clf.n_iter_:>3}  fold accuracy {accuracy:.4f}{stopped}",
             )
         return accuracy
+
+
+def _format_value(value):
+    """A parameter value as the tables and progress lines show it."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def search_learning_rate(X, y, learning_rates, cv, n_jobs, classifier_params, out):
@@ -156,11 +191,10 @@ def search_learning_rate(X, y, learning_rates, cv, n_jobs, classifier_params, ou
     cores.
     """
     n_fits = len(learning_rates) * cv
-    rate_width = max(len(f"{lr:g}") for lr in learning_rates)
     search = GridSearchCV(
         make_model(BackpropMLPClassifier(**classifier_params)),
         {"mlp__learning_rate_init": list(learning_rates)},
-        scoring=ProgressScorer(n_fits, out, rate_width),
+        scoring=ProgressScorer(n_fits, {"learning_rate_init": learning_rates}, out),
         cv=cv,
         n_jobs=n_jobs,
     )
@@ -309,27 +343,507 @@ def run_demo(
     return DemoResult(search, scores, agreement)
 
 
+# ------------------------------------------------------ fit and predict: errors
+
+
+class CommandError(Exception):
+    """A problem with the user's files or data: ``main`` prints its message
+    on one line of stderr and returns ``EXIT_ERROR``."""
+
+
+EXIT_ERROR = 1  #: unreadable, missing or unsuitable data or model
+EXIT_USAGE = 2  #: a bad command line (argparse exits with it)
+EXIT_INTERRUPTED = 130  #: Ctrl-C, as a shell reports SIGINT
+
+
+def _one_line(exc):
+    """An exception's message with its whitespace (newlines too) collapsed."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(err):
+    """Show warnings as one ``warning: ...`` line each on ``err``."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {_one_line(message)}", file=err, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+# ----------------------------------------------------- fit and predict: data
+
+
+def _import_pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise CommandError(
+            "the fit and predict commands read CSV files with pandas, which is not "
+            "installed; install it with: pip install pandas"
+        ) from None
+    return pandas
+
+
+def read_csv(path):
+    """The rows of the CSV file ``path`` as a DataFrame (at least one row)."""
+    pd = _import_pandas()
+    path = Path(path)
+    if not path.exists():
+        raise CommandError(f"{path}: no such file")
+    if path.is_dir():
+        raise CommandError(f"{path} is a directory, not a CSV file")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise CommandError(
+            f"{path} is empty; expected a header line of column names, then one row per sample"
+        ) from None
+    except (ValueError, OSError) as exc:  # pandas' ParserError and UnicodeDecodeError among them
+        raise CommandError(f"cannot read {path} as CSV: {_one_line(exc)}") from None
+    if len(frame) == 0:
+        raise CommandError(f"{path} has a header line but no data rows")
+    return frame
+
+
+def _label(value):
+    """``repr`` of a label, without numpy's type around it."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _quoted(names):
+    return ", ".join(repr(str(name)) for name in names)
+
+
+def numeric_features(frame, columns, path):
+    """``frame[columns]``, checked to hold numbers only, none of them missing
+    or infinite; the errors name the offending columns."""
+    pd = _import_pandas()
+    X = frame[columns]
+    non_numeric = []
+    for name in columns:
+        column = X[name]
+        if not pd.api.types.is_numeric_dtype(column):
+            parsed = pd.to_numeric(column, errors="coerce")
+            example = column[parsed.isna() & column.notna()].iloc[0]
+            non_numeric.append(f"{str(name)!r} (e.g. {str(example)!r})")
+    if non_numeric:
+        raise CommandError(
+            f"{path}: feature columns must be numeric, but {len(non_numeric)} "
+            f"{'is' if len(non_numeric) == 1 else 'are'} not: {', '.join(non_numeric)}"
+        )
+    missing = [name for name in columns if X[name].isna().any()]
+    if missing:
+        raise CommandError(f"{path}: missing values in feature columns {_quoted(missing)}")
+    infinite = [name for name in columns if not np.isfinite(X[name].to_numpy(float)).all()]
+    if infinite:
+        raise CommandError(f"{path}: infinite values in feature columns {_quoted(infinite)}")
+    return X
+
+
+def training_data(frame, target, path):
+    """Features and labels of the ``fit`` command: ``target`` holds the
+    labels, every other column is a numeric feature."""
+    if target not in frame.columns:
+        raise CommandError(
+            f"{path} has no column {target!r} (--target); its columns are {_quoted(frame.columns)}"
+        )
+    y = frame[target]
+    if y.isna().any():
+        raise CommandError(
+            f"{path}: the target column {target!r} has {int(y.isna().sum())} missing values"
+        )
+    classes = y.unique()
+    if len(classes) < 2:
+        raise CommandError(
+            f"{path}: the target column {target!r} holds a single class ({_label(classes[0])}); "
+            "a classifier needs at least two"
+        )
+    if type_of_target(y.to_numpy()) == "continuous":
+        example = next(value for value in classes if not float(value).is_integer())
+        raise CommandError(
+            f"{path}: the target column {target!r} holds continuous values "
+            f"(e.g. {_label(example)}), not class labels"
+        )
+    features = [name for name in frame.columns if name != target]
+    if not features:
+        raise CommandError(f"{path} has no feature columns besides the target {target!r}")
+    return numeric_features(frame, features, path), y.to_numpy()
+
+
+# -------------------------------------------------- fit: command-line values
+
+
+def _integer_at_least(minimum):
+    """An argparse ``type``: an integer that is at least ``minimum``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def parse_hidden(text):
+    """``"100,50"`` -> ``(100, 50)``: the sizes of the hidden layers."""
+    sizes = []
+    for part in text.split(","):
+        try:
+            size = int(part)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise argparse.ArgumentTypeError(
+                f"hidden layer sizes must be positive integers separated by commas, "
+                f"such as 100,50; got {text!r}"
+            )
+        sizes.append(size)
+    return tuple(sizes)
+
+
+def parse_value(text):
+    """A grid value: an int, a float, True/False, None, or else the string."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def parse_grid(text):
+    """``"name=v1,v2"`` -> ``(name, [v1, v2])``, every value checked against
+    the constraints of BackpropMLPClassifier's parameter ``name``."""
+    name, equals, values = text.partition("=")
+    name = name.strip()
+    if not equals or not name or not values.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected PARAM=VALUE1,VALUE2,..., such as learning_rate_init=1e-3,1e-2; got {text!r}"
+        )
+    params = BackpropMLPClassifier().get_params()
+    if name not in params:
+        raise argparse.ArgumentTypeError(
+            f"BackpropMLPClassifier has no parameter {name!r}; its parameters are "
+            f"{', '.join(sorted(params))}"
+        )
+    parsed = []
+    for part in values.split(","):
+        if not part.strip():
+            raise argparse.ArgumentTypeError(f"empty value in {text!r}")
+        value = parse_value(part.strip())
+        try:  # the estimator's own check, now rather than after some fits
+            BackpropMLPClassifier(**{name: value})._validate_params()
+        except (ValueError, TypeError) as exc:
+            raise argparse.ArgumentTypeError(_one_line(exc)) from None
+        parsed.append(value)
+    return name, parsed
+
+
+class _GridAction(argparse.Action):
+    """Collects the ``--grid`` options into one dict, each parameter once."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        grid = dict(getattr(namespace, self.dest) or {})
+        name, values = value
+        if name in grid:
+            parser.error(f"argument --grid: {name!r} is given twice; list all its values at once")
+        grid[name] = values
+        setattr(namespace, self.dest, grid)
+
+
+# ------------------------------------------------------------------ fit
+
+
+def _parallel(n_jobs):
+    """Run ``n_jobs > 1`` fits in threads, each with one BLAS thread, as
+    :func:`search_learning_rate` does and for the same reasons."""
+    if n_jobs == 1:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(parallel_config(backend="threading"))
+    stack.enter_context(threadpool_limits(limits=1))
+    return stack
+
+
+def format_grid_results(search, names):
+    """Table of a grid search: one row per combination, in grid order."""
+    results = search.cv_results_
+    rows = [
+        [_format_value(params[f"mlp__{name}"]) for name in names]
+        + [f"{mean:.4f}", f"{std:.4f}", f"{rank}"]
+        for params, mean, std, rank in zip(
+            results["params"],
+            results["mean_test_score"],
+            results["std_test_score"],
+            results["rank_test_score"],
+        )
+    ]
+    return format_table([*names, "mean CV accuracy", "std", "rank"], rows)
+
+
+def _stopped_note(clf):
+    if clf.n_iter_ >= clf.max_iter:
+        return f" (stopped at max_iter={clf.max_iter}; a larger --max-iter may fit better)"
+    return ""
+
+
+def run_fit(data, target, out_path, *, hidden=(100,), grid=None, cv=5, max_iter=200,
+            n_jobs=1, out=None):
+    """The ``fit`` command: cross-validate (or grid-search) a standardising
+    pipeline on a CSV file, fit it on all rows and save it with joblib.
+
+    Returns
+    -------
+    model : Pipeline
+        The fitted pipeline that was saved.
+    """
+    out = sys.stdout if out is None else out
+    out_path = Path(out_path)
+    if not out_path.parent.is_dir():  # fail before the fits, not after
+        raise CommandError(f"cannot save the model to {out_path}: no directory {out_path.parent}")
+    start = time.perf_counter()
+    frame = read_csv(data)
+    X, y = training_data(frame, target, data)
+    classes, counts = np.unique(y, return_counts=True)
+    say(out, f"Read {len(X)} rows of {data}: {X.shape[1]} numeric feature columns, "
+             f"target {target!r} with {len(classes)} classes")
+    if cv > len(X):
+        raise CommandError(f"--cv {cv} needs at least {cv} rows; {data} has {len(X)}")
+    if cv > counts.max():
+        raise CommandError(
+            f"--cv {cv} is more folds than the rows of any class (at most {counts.max()})"
+        )
+
+    model = make_model(BackpropMLPClassifier(
+        hidden_layer_sizes=hidden, max_iter=max_iter, random_state=0
+    ))
+    say(out, f"Model: StandardScaler, then BackpropMLPClassifier(hidden_layer_sizes={hidden!r}, "
+             f"max_iter={max_iter}, random_state=0)")
+    try:
+        # The progress lines tell which fits stop at max_iter, instead of
+        # ConvergenceWarnings; every other warning still shows.
+        with _parallel(n_jobs), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            if grid:
+                model = _search(model, X, y, grid, cv, n_jobs, out)
+            else:
+                model = _cross_validate(model, X, y, cv, n_jobs, out)
+    except ValueError as exc:  # what scikit-learn or the estimator reject
+        raise CommandError(f"fitting failed: {_one_line(exc)}") from None
+
+    try:
+        joblib.dump(model, out_path)
+    except OSError as exc:
+        raise CommandError(f"cannot save the model to {out_path}: {_one_line(exc)}") from None
+    say(out, f"[3/3] Saved the fitted pipeline to {out_path}")
+    say(out, f"Done in {time.perf_counter() - start:.1f} s.")
+    return model
+
+
+def _cross_validate(model, X, y, cv, n_jobs, out):
+    say(out, f"[1/3] {cv}-fold cross-validation")
+    scores = cross_validate(
+        model, X, y, cv=cv, scoring=ProgressScorer(cv, {}, out), n_jobs=n_jobs, error_score="raise"
+    )["test_score"]
+    say(out, f"{INDENT}CV accuracy: {scores.mean():.4f} +/- {scores.std():.4f} "
+             f"(mean +/- std over {cv} folds)")
+    say(out, f"[2/3] Fit on all {len(X)} rows")
+    model.fit(X, y)
+    say(out, f"{INDENT}{model[-1].n_iter_} epochs{_stopped_note(model[-1])}")
+    return model
+
+
+def _search(model, X, y, grid, cv, n_jobs, out):
+    names = list(grid)
+    n_candidates = int(np.prod([len(values) for values in grid.values()]))
+    n_fits = n_candidates * cv
+    combinations = "1 combination" if n_candidates == 1 else f"{n_candidates} combinations"
+    say(out, f"[1/3] Grid search over {', '.join(names)}: {combinations}, "
+             f"{cv}-fold CV, {n_fits} fits")
+    search = GridSearchCV(
+        model,
+        {f"mlp__{name}": values for name, values in grid.items()},
+        scoring=ProgressScorer(n_fits, grid, out),
+        cv=cv,
+        n_jobs=n_jobs,
+        error_score="raise",
+    ).fit(X, y)
+    say(out, "[2/3] Search results")
+    for line in format_grid_results(search, names):
+        say(out, INDENT + line)
+    best = ", ".join(
+        f"{name}={_format_value(search.best_params_[f'mlp__{name}'])}" for name in names
+    )
+    best_model = search.best_estimator_
+    say(out, f"{INDENT}best: {best} (mean CV accuracy {search.best_score_:.4f})")
+    say(out, f"{INDENT}refit on all {len(X)} rows: {best_model[-1].n_iter_} epochs"
+             f"{_stopped_note(best_model[-1])}")
+    return best_model
+
+
+# -------------------------------------------------------------- predict
+
+
+def load_model(path):
+    """The pipeline that ``fit`` saved to ``path``, checked to be one."""
+    path = Path(path)
+    if not path.exists():
+        raise CommandError(f"{path}: no such file")
+    if path.is_dir():
+        raise CommandError(f"{path} is a directory, not a model file")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling arbitrary bytes can raise nearly anything
+        raise CommandError(
+            f"{path} is not a model file saved by '{PROG} fit': joblib cannot load it "
+            f"({type(exc).__name__}: {_one_line(exc)})"
+        ) from None
+    saved_by = f"a pipeline ending in BackpropMLPClassifier, as '{PROG} fit' saves"
+    if not (isinstance(model, Pipeline) and model.steps
+            and isinstance(model.steps[-1][1], BackpropMLPClassifier)):
+        raise CommandError(f"{path} holds a {type(model).__name__}, not {saved_by}")
+    try:
+        check_is_fitted(model[-1])
+    except Exception:
+        raise CommandError(f"{path} holds an unfitted pipeline; fit it first") from None
+    if not hasattr(model, "feature_names_in_"):
+        raise CommandError(
+            f"{path} holds a pipeline fitted without column names; predict needs {saved_by}"
+        )
+    return model
+
+
+def run_predict(model_path, data, out=None):
+    """The ``predict`` command: print, as CSV, the label the saved pipeline
+    predicts for every row of ``data``.
+
+    Returns
+    -------
+    predictions : ndarray of shape (n_rows,)
+    """
+    out = sys.stdout if out is None else out
+    model = load_model(model_path)
+    frame = read_csv(data)
+    features = [str(name) for name in model.feature_names_in_]
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise CommandError(
+            f"{data} lacks {len(missing)} of the feature columns the model was fitted on: "
+            f"{_quoted(missing)}"
+        )
+    X = numeric_features(frame, features, data)  # other columns, such as the target, are left out
+    try:
+        predictions = model.predict(X)
+    except ValueError as exc:  # e.g. values so large that the network overflows
+        raise CommandError(f"prediction failed: {_one_line(exc)}") from None
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["prediction"])
+    writer.writerows([label] for label in predictions)
+    out.flush()
+    return predictions
+
+
 # -------------------------------------------------------------------- main
 
 
 def build_parser():
-    return argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Run the demo: tune learning_rate_init of BackpropMLPClassifier on "
-            "scikit-learn's digits, then compare it with sklearn's MLPClassifier."
+            "Without a command, run the demo: tune learning_rate_init of\n"
+            "BackpropMLPClassifier on scikit-learn's digits, then compare it with\n"
+            "sklearn's MLPClassifier. The fit and predict commands train a classifier\n"
+            "on a CSV file of your own and label new rows with it."
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG}\n"
+            f"  {PROG} fit iris.csv --target species --hidden 50 \\\n"
+            "      --grid learning_rate_init=1e-3,1e-2 --out model.joblib\n"
+            f"  {PROG} predict model.joblib new.csv > predictions.csv\n\n"
+            f"'{PROG} COMMAND --help' describes each command."
         ),
     )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "demo", help="run the demo (the default)", description="Run the demo on the digits."
+    )
+
+    fit = commands.add_parser(
+        "fit",
+        help="train a classifier on a CSV file and save it",
+        description=(
+            "Train StandardScaler + BackpropMLPClassifier on DATA, a CSV file with a "
+            "header line: the --target column holds the class labels, every other "
+            "column is a numeric feature. Print its cross-validated accuracy (or, with "
+            "--grid, a grid search's results), then fit it on all rows and save it."
+        ),
+    )
+    fit.add_argument("data", metavar="DATA.csv", help="the training data")
+    fit.add_argument("--target", required=True, metavar="COLUMN",
+                     help="the column of the class labels")
+    fit.add_argument("--out", required=True, metavar="MODEL.joblib",
+                     help="where to save the fitted pipeline")
+    fit.add_argument("--hidden", type=parse_hidden, default=(100,), metavar="SIZES",
+                     help="hidden layer sizes, such as 100,50 (default: 100)")
+    fit.add_argument("--grid", type=parse_grid, action=_GridAction, metavar="PARAM=V1,V2,...",
+                     help="grid-search this BackpropMLPClassifier parameter over these "
+                          "values; repeat for more parameters")
+    fit.add_argument("--cv", type=_integer_at_least(2), default=5, metavar="K",
+                     help="number of stratified cross-validation folds (default: 5)")
+    fit.add_argument("--max-iter", type=_integer_at_least(1), default=200, metavar="N",
+                     help="maximum number of epochs of each fit (default: 200)")
+    fit.add_argument("--n-jobs", type=_integer_at_least(1), default=1, metavar="N",
+                     help="number of cross-validation fits run at once, in threads "
+                          "(default: 1)")
+
+    predict = commands.add_parser(
+        "predict",
+        help="label the rows of a CSV file with a saved classifier",
+        description=(
+            "Print, as CSV with the header 'prediction', the label that the model saved "
+            "by 'fit' predicts for each row of DATA. DATA needs the feature columns the "
+            "model was fitted on; other columns, such as the target, are ignored. "
+            "Loading a model runs pickle: load only files you trust."
+        ),
+    )
+    predict.add_argument("model", metavar="MODEL.joblib", help="a model saved by 'fit'")
+    predict.add_argument("data", metavar="DATA.csv", help="the rows to label")
+    return parser
 
 
 def main(argv=None):
-    """Entry point of ``python -m skbackprop``; returns the exit code."""
-    build_parser().parse_args(argv)
+    """Entry point of ``python -m skbackprop``; returns the exit code.
+
+    A bad command line exits (``SystemExit``) with ``EXIT_USAGE``, as
+    argparse does; bad data or a bad model file return ``EXIT_ERROR`` after
+    a one-line message on stderr.
+    """
+    args = build_parser().parse_args(argv)
+    command = args.command or "demo"
     try:
-        run_demo()
+        with _warnings_as_lines(sys.stderr) if command != "demo" else contextlib.nullcontext():
+            if command == "demo":
+                run_demo()
+            elif command == "fit":
+                run_fit(args.data, args.target, args.out, hidden=args.hidden, grid=args.grid,
+                        cv=args.cv, max_iter=args.max_iter, n_jobs=args.n_jobs)
+            else:
+                run_predict(args.model, args.data)
+    except CommandError as exc:
+        print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

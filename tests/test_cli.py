@@ -1,0 +1,417 @@
+"""Tests of the fit and predict commands of ``python -m skbackprop``.
+
+They run the commands end to end through ``main`` on the iris data written
+to CSV files, with small networks and few epochs.
+"""
+
+import io
+import re
+import subprocess
+import sys
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+
+from skbackprop import BackpropMLPClassifier
+from skbackprop import __main__ as cli
+
+pd = pytest.importorskip("pandas")
+
+SMALL = ["--hidden", "8", "--max-iter", "30", "--cv", "3"]
+
+
+@pytest.fixture(scope="module")
+def iris():
+    """The iris data as a DataFrame: four features (named with spaces and
+    parentheses) and a ``species`` column of names."""
+    data = load_iris(as_frame=True)
+    frame = data.frame.drop(columns="target")
+    frame["species"] = data.target_names[data.target]
+    return frame
+
+
+@pytest.fixture
+def iris_csv(iris, tmp_path):
+    path = tmp_path / "iris.csv"
+    iris.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_file(iris, tmp_path_factory):
+    """A model saved by the fit command, and the CSV it was fitted on."""
+    folder = tmp_path_factory.mktemp("model")
+    data, model = folder / "iris.csv", folder / "model.joblib"
+    iris.to_csv(data, index=False)
+    cli.run_fit(data, "species", model, hidden=(8,), grid={"learning_rate_init": [0.03]},
+                cv=2, max_iter=100, out=io.StringIO())
+    return model
+
+
+def run(capsys, *argv):
+    """``main(argv)``: its exit status, stdout and stderr, never a traceback."""
+    code = cli.main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def small_pipeline(**params):
+    return cli.make_model(BackpropMLPClassifier(
+        **{"hidden_layer_sizes": (8,), "max_iter": 30, "random_state": 0, **params}
+    ))
+
+
+def quiet_fit(estimator, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X, y)
+
+
+def fit_lines(out):
+    return [line.split() for line in out.splitlines() if line.strip().startswith("fit ")]
+
+
+def table_rows(out, n_rows):
+    lines = out.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.strip().startswith("---"))
+    return [line.split() for line in lines[rule + 1 : rule + 1 + n_rows]]
+
+
+# ------------------------------------------------------------------ fit
+
+
+def test_fit_cross_validates_and_saves_the_pipeline(iris, iris_csv, tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(capsys, "fit", iris_csv, "--target", "species", "--hidden", "8,4",
+                         "--max-iter", "30", "--cv", "3", "--out", model_path)
+    assert code == 0
+    assert err == ""  # the ConvergenceWarnings of 30 epochs are not shown...
+    lines = fit_lines(out)
+    assert [line[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert all(line[-3:] == ["(stopped", "at", "max_iter)"] for line in lines)  # ...these say so
+
+    X, y = iris.drop(columns="species"), iris["species"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        expected = cross_val_score(small_pipeline(hidden_layer_sizes=(8, 4)), X, y, cv=3)
+    match = re.search(r"CV accuracy: (\S+) \+/- (\S+) \(mean \+/- std over 3 folds\)", out)
+    assert match, out
+    assert float(match[1]) == pytest.approx(expected.mean(), abs=5e-5)
+    assert float(match[2]) == pytest.approx(expected.std(), abs=5e-5)
+    for line, score in zip(lines, expected):
+        assert float(line[line.index("accuracy") + 1]) == pytest.approx(score, abs=5e-5)
+    assert f"Saved the fitted pipeline to {model_path}" in out
+
+    model = joblib.load(model_path)
+    assert isinstance(model, Pipeline)
+    clf = model[-1]
+    assert isinstance(clf, BackpropMLPClassifier)
+    assert (clf.hidden_layer_sizes, clf.max_iter, clf.random_state) == ((8, 4), 30, 0)
+    assert list(model.feature_names_in_) == list(X.columns)
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    # fitted on all rows: the same model as fitting the same pipeline here
+    reference = quiet_fit(small_pipeline(hidden_layer_sizes=(8, 4)), X, y)
+    np.testing.assert_array_equal(model.predict(X), reference.predict(X))
+
+
+def test_fit_with_a_grid(iris, iris_csv, tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(
+        capsys, "fit", iris_csv, "--target", "species", *SMALL, "--n-jobs", "2",
+        "--grid", "learning_rate_init=1e-3,3e-2", "--grid", "activation=relu,tanh",
+        "--out", model_path,
+    )
+    assert code == 0 and err == ""
+    assert "4 combinations, 3-fold CV, 12 fits" in out
+    assert sorted(line[1] for line in fit_lines(out)) == sorted(f"{i}/12" for i in range(1, 13))
+
+    X, y = iris.drop(columns="species"), iris["species"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(
+            small_pipeline(),
+            {"mlp__learning_rate_init": [1e-3, 3e-2], "mlp__activation": ["relu", "tanh"]},
+            cv=3,
+        ).fit(X, y)
+    header = next(line for line in out.splitlines() if "mean CV accuracy" in line).split()
+    assert header == ["learning_rate_init", "activation", "mean", "CV", "accuracy", "std", "rank"]
+    rows = table_rows(out, 4)
+    results = search.cv_results_
+    for row, params, mean, std, rank in zip(
+        rows, results["params"], results["mean_test_score"], results["std_test_score"],
+        results["rank_test_score"],
+    ):
+        assert float(row[0]) == params["mlp__learning_rate_init"]
+        assert row[1] == params["mlp__activation"]
+        assert float(row[2]) == pytest.approx(mean, abs=5e-5)
+        assert float(row[3]) == pytest.approx(std, abs=5e-5)
+        assert int(row[4]) == rank
+
+    best = search.best_params_
+    assert (
+        f"best: learning_rate_init={best['mlp__learning_rate_init']:g}, "
+        f"activation={best['mlp__activation']} (mean CV accuracy {search.best_score_:.4f})"
+    ) in out
+    saved = joblib.load(model_path)[-1]  # the best estimator, refit on all rows
+    assert saved.learning_rate_init == best["mlp__learning_rate_init"]
+    assert saved.activation == best["mlp__activation"]
+    np.testing.assert_array_equal(joblib.load(model_path).predict(X), search.predict(X))
+
+
+def test_fit_shows_other_warnings_on_one_line(tmp_path, capsys):
+    rows = [(i, i % 3, "big") for i in range(10)] + [(1, 5, "small"), (3, 1, "small")]
+    data = tmp_path / "few.csv"
+    pd.DataFrame(rows, columns=["a", "b", "label"]).to_csv(data, index=False)
+    code, out, err = run(capsys, "fit", data, "--target", "label", "--hidden", "4",
+                         "--max-iter", "5", "--cv", "3", "--out", tmp_path / "m.joblib")
+    assert code == 0
+    warning_lines = err.splitlines()
+    assert warning_lines and all(line.startswith("warning: ") for line in warning_lines)
+    assert "least populated class" in err
+    assert "CV accuracy" in out
+
+
+# -------------------------------------------------------------- predict
+
+
+def test_predict_prints_one_label_per_row(iris, model_file, tmp_path, capsys):
+    model = joblib.load(model_file)
+    new = iris.drop(columns="species").sample(frac=1, random_state=0).iloc[:20]
+    data = tmp_path / "new.csv"
+    new[new.columns[::-1]].to_csv(data, index=False)  # columns in another order
+    code, out, err = run(capsys, "predict", model_file, data)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "prediction"
+    assert len(lines) == 1 + len(new)
+    assert lines[1:] == list(model.predict(new))
+    assert set(lines[1:]) <= {"setosa", "versicolor", "virginica"}
+
+
+def test_predict_ignores_the_target_column(iris, iris_csv, model_file, capsys):
+    code, out, _ = run(capsys, "predict", model_file, iris_csv)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "prediction" and len(lines) == 1 + len(iris)
+    assert lines[1:] == list(joblib.load(model_file).predict(iris.drop(columns="species")))
+    assert pd.Series(lines[1:]).eq(iris["species"]).mean() > 0.9  # it did learn
+
+
+def test_module_entry_point(iris_csv, model_file):
+    completed = subprocess.run(
+        [sys.executable, "-m", "skbackprop", "predict", str(model_file), str(iris_csv)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0] == "prediction" and len(lines) == 151
+    failed = subprocess.run(
+        [sys.executable, "-m", "skbackprop", "predict", str(iris_csv), str(iris_csv)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr.startswith("python -m skbackprop predict: error: ")
+    assert len(failed.stderr.splitlines()) == 1
+
+
+# --------------------------------------------------------------- errors
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, target, message",
+    [
+        ("", "y", "is empty; expected a header line"),
+        ("a,b,y\n", "y", "has a header line but no data rows"),
+        ("a,b,y\n1,2,0\n3,4,1\n", "label", "has no column 'label' (--target); its columns are "
+                                           "'a', 'b', 'y'"),
+        ("a,b,c,y\n1,x,u,0\n2,3,v,1\n", "y", "feature columns must be numeric, but 2 are not: "
+                                            "'b' (e.g. 'x'), 'c' (e.g. 'u')"),
+        ("a,b,y\n1,2,0\n3,4,0\n", "y", "the target column 'y' holds a single class (0)"),
+        ("a,y\n1,cat\n2,cat\n", "y", "holds a single class ('cat')"),
+        ("a,b,y\n1,,0\n3,4,1\n", "y", "missing values in feature columns 'b'"),
+        ("a,y\n1,0\n3,\n", "y", "the target column 'y' has 1 missing values"),
+        ("a,y\n1,0.5\n3,1.25\n", "y", "holds continuous values (e.g. 0.5), not class labels"),
+        ("y\n0\n1\n", "y", "has no feature columns besides the target 'y'"),
+        ("a,y\n1,0\n2,1\n3,0\n", "y", "--cv 5 needs at least 5 rows; "),
+        ("a,y\n" + "1,0\n" * 4 + "2,1\n" * 4, "y",
+         "--cv 5 is more folds than the rows of any class (at most 4)"),
+    ],
+)
+def test_fit_data_errors(tmp_path, capsys, text, target, message):
+    data = write(tmp_path, "data.csv", text)
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(capsys, "fit", data, "--target", target, "--out", model_path)
+    assert code == 1
+    assert err.startswith("python -m skbackprop fit: error: ")
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert not model_path.exists()
+
+
+def test_fit_missing_file(tmp_path, capsys):
+    code, _, err = run(capsys, "fit", tmp_path / "nope.csv", "--target", "y",
+                       "--out", tmp_path / "m.joblib")
+    assert code == 1 and f"{tmp_path / 'nope.csv'}: no such file" in err
+
+
+def test_fit_checks_the_output_folder_first(iris_csv, tmp_path, capsys):
+    code, out, err = run(capsys, "fit", iris_csv, "--target", "species",
+                         "--out", tmp_path / "no" / "m.joblib")
+    assert code == 1 and "no directory" in err
+    assert out == ""  # before reading the data or fitting anything
+
+
+def test_fit_reports_what_the_estimator_rejects(iris_csv, tmp_path, capsys):
+    code, _, err = run(capsys, "fit", iris_csv, "--target", "species", *SMALL,
+                       "--grid", "early_stopping=true", "--grid", "validation_fraction=0.01",
+                       "--out", tmp_path / "m.joblib")
+    assert code == 1
+    assert "fitting failed: early_stopping needs a validation set" in err
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--cv", "1"], "argument --cv: must be at least 2, got 1"),
+        (["--cv", "two"], "argument --cv: expected an integer, got 'two'"),
+        (["--max-iter", "0"], "argument --max-iter: must be at least 1, got 0"),
+        (["--n-jobs", "0"], "argument --n-jobs: must be at least 1, got 0"),
+        (["--hidden", "8,0"], "hidden layer sizes must be positive integers"),
+        (["--hidden", "8,x"], "hidden layer sizes must be positive integers"),
+        (["--grid", "learning_rate_init"], "expected PARAM=VALUE1,VALUE2,..."),
+        (["--grid", "lr=0.1"], "BackpropMLPClassifier has no parameter 'lr'"),
+        (["--grid", "alpha=1,"], "empty value in 'alpha=1,'"),
+        (["--grid", "learning_rate_init=0.1,-1"], "'learning_rate_init' parameter"),
+        (["--grid", "solver=adam,newton"], "'solver' parameter"),
+        (["--grid", "alpha=1", "--grid", "alpha=2"], "'alpha' is given twice"),
+    ],
+)
+def test_fit_usage_errors(iris_csv, tmp_path, capsys, options, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fit", str(iris_csv), "--target", "species", "--out",
+                  str(tmp_path / "m.joblib"), *options])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: python -m skbackprop fit" in err
+    assert message in err.splitlines()[-1]
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_fit_requires_out(iris_csv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fit", str(iris_csv), "--target", "species"])
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --out" in capsys.readouterr().err
+
+
+def test_grid_values_are_typed():
+    assert cli.parse_grid("batch_size=32,auto") == ("batch_size", [32, "auto"])
+    assert cli.parse_grid("alpha=1e-4, 0.01") == ("alpha", [1e-4, 0.01])
+    assert cli.parse_grid("early_stopping=True,false") == ("early_stopping", [True, False])
+    assert cli.parse_grid("class_weight=none,balanced") == ("class_weight", [None, "balanced"])
+    assert cli.parse_hidden("100,50") == (100, 50)
+
+
+def save(tmp_path, obj):
+    path = tmp_path / f"model{len(list(tmp_path.iterdir()))}.joblib"
+    joblib.dump(obj, path)
+    return path
+
+
+def test_predict_rejects_files_that_are_not_models(iris, iris_csv, tmp_path, capsys):
+    X, y = iris.drop(columns="species"), iris["species"]
+    cases = [
+        (write(tmp_path, "text.joblib", "not a model\n"), "is not a model file saved by"),
+        (tmp_path / "missing.joblib", "missing.joblib: no such file"),
+        (save(tmp_path, {"model": 1}), "holds a dict, not a pipeline ending in "
+                                       "BackpropMLPClassifier"),
+        (save(tmp_path, cli.make_model(LogisticRegression()).fit(X, y)),
+         "holds a Pipeline, not a pipeline ending in BackpropMLPClassifier"),
+        (save(tmp_path, small_pipeline()), "holds an unfitted pipeline"),
+        (save(tmp_path, quiet_fit(small_pipeline(), X.to_numpy(), y)),
+         "fitted without column names"),
+    ]
+    for model_path, message in cases:
+        code, out, err = run(capsys, "predict", model_path, iris_csv)
+        assert code == 1, message
+        assert out == ""
+        assert err.startswith("python -m skbackprop predict: error: ")
+        assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "make_text, message",
+    [
+        (lambda X: "", "is empty"),
+        (lambda X: X.iloc[:0].to_csv(index=False), "has a header line but no data rows"),
+        (lambda X: X.drop(columns=["sepal width (cm)", "petal width (cm)"]).to_csv(index=False),
+         "lacks 2 of the feature columns the model was fitted on: 'sepal width (cm)', "
+         "'petal width (cm)'"),
+        (lambda X: X.assign(**{"sepal width (cm)": "wide"}).to_csv(index=False),
+         "feature columns must be numeric, but 1 is not: 'sepal width (cm)' (e.g. 'wide')"),
+    ],
+)
+def test_predict_data_errors(iris, model_file, tmp_path, capsys, make_text, message):
+    data = write(tmp_path, "new.csv", make_text(iris.drop(columns="species").head(5)))
+    code, out, err = run(capsys, "predict", model_file, data)
+    assert code == 1 and out == ""
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # numpy's, on the way
+def test_predict_reports_values_the_model_cannot_take(iris, model_file, tmp_path, capsys):
+    data = tmp_path / "huge.csv"
+    huge = iris.drop(columns="species").head(3).assign(**{"sepal length (cm)": 1.7e308})
+    huge.to_csv(data, index=False)  # finite, but not once standardised
+    code, out, err = run(capsys, "predict", model_file, data)
+    assert code == 1 and out == ""
+    assert "prediction failed: Input X contains infinity" in err
+
+
+def test_predict_missing_data_file(model_file, tmp_path, capsys):
+    code, _, err = run(capsys, "predict", model_file, tmp_path / "none.csv")
+    assert code == 1 and "none.csv: no such file" in err
+
+
+def test_without_pandas_the_commands_say_how_to_get_it(iris_csv, model_file, tmp_path,
+                                                       monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # makes ``import pandas`` fail
+    for argv in (["fit", iris_csv, "--target", "species", "--out", tmp_path / "m.joblib"],
+                 ["predict", model_file, iris_csv]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1
+        assert "pip install pandas" in err and len(err.splitlines()) == 1
+
+
+# ----------------------------------------------------------------- demo
+
+
+def test_no_command_and_demo_command_run_the_demo(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "run_demo", lambda: calls.append("demo"))
+    assert cli.main([]) == 0
+    assert cli.main(["demo"]) == 0
+    assert calls == ["demo", "demo"]
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "fit", "predict"):
+        assert re.search(rf"^\s+{command}\s", out, re.MULTILINE)
