@@ -33,7 +33,8 @@ Timing protocol
 ---------------
 * Before timing, each system is warmed up once (one epoch; one call for P1).
 * The systems alternate within one run: ours, MLPClassifier, torch, GEMM floor,
-  ours, MLPClassifier, ... for ``--repeats`` rounds (default 5; ``--quick``: 2).
+  GEMM peak, ours, MLPClassifier, ... for ``--repeats`` rounds (default 5;
+  ``--quick``: 2).
 * ``time.perf_counter`` brackets ``fit`` alone; data preparation is excluded.
 * Reported per system: median, min and max seconds, the ratios of medians to
   MLPClassifier and to torch, and test accuracy (from the last fit).
@@ -44,7 +45,8 @@ Timing protocol
 Reference numbers measured in the same run
 -----------------------------------------
 * GEMM peak: median GFLOP/s of a 2000x2000 @ 2000x2000 ``np.matmul`` in the
-  config's dtype (5 repeats, before the config's rounds).
+  config's dtype, timed twice in each round of the rotation (P1: 2 x repeats
+  times before its rounds).
 * Achieved GFLOP/s of training: 6 * n_train * sum(fan_in * fan_out) * epochs / time,
   and its fraction of the GEMM peak (P1: 2 * rows * sum(fan_in * fan_out) / time).
 * GEMM-only floor: the training's matrix products alone, at their real shapes
@@ -103,11 +105,12 @@ try:
 except ImportError:  # torch is optional
     torch = None
 
-OURS, SKLEARN, TORCH, FLOOR = "ours", "MLPClassifier", "torch", "gemm-floor"
+OURS, SKLEARN, TORCH, FLOOR, PEAK = "ours", "MLPClassifier", "torch", "gemm-floor", "gemm-peak"
 DTYPES = ("float64", "float32")
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
             "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-PEAK_SIZE, PEAK_REPEATS = 2000, 5
+PEAK_SIZE, PEAK_PER_ROUND = 2000, 2  # GEMM peak: matmuls timed in each round
+NOISY_SPREAD = 1.5  # max/min above this marks a row as disturbed ("*")
 PREDICT_SECONDS = 0.1  # each P1 measurement averages calls over about this long
 
 
@@ -365,16 +368,23 @@ def timed(function, *args):
     return time.perf_counter() - start, result
 
 
-def gemm_peak(dtype, n=PEAK_SIZE, repeats=PEAK_REPEATS):
-    """GFLOP/s of n x n @ n x n matmuls (one warm-up, then `repeats`)."""
-    rng = np.random.default_rng(0)
-    A, B = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
-    C = np.empty((n, n), dtype)
-    np.matmul(A, B, out=C)
-    times = [timed(np.matmul, A, B, C)[0] for _ in range(repeats)]
-    return {"size": n, "times": times,
-            "gflops": [2 * n**3 / t / 1e9 for t in times],
-            "gflops_median": 2 * n**3 / statistics.median(times) / 1e9}
+class GemmPeak:
+    """A PEAK_SIZE^3 matmul on preallocated arrays: the BLAS's best case."""
+
+    def __init__(self, dtype, n=PEAK_SIZE):
+        rng = np.random.default_rng(0)
+        self.n = n
+        self.A, self.B = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+        self.C = np.empty((n, n), dtype)
+        self.measure()  # warm-up
+
+    def measure(self):
+        return timed(np.matmul, self.A, self.B, self.C)[0]
+
+    def summary(self, times):
+        gflops = [2 * self.n**3 / t / 1e9 for t in times]
+        return {"size": self.n, "times": times, "gflops": gflops,
+                "gflops_median": statistics.median(gflops)}
 
 
 class GemmFloor:
@@ -433,8 +443,10 @@ def add_ratios(systems, flops, peak, floor_median):
     """Ratios to MLPClassifier and torch, GFLOP/s, %peak and time/floor."""
     for stats in systems.values():
         m = stats["median"]
-        stats["ratio_mlp"] = m / systems[SKLEARN]["median"] if SKLEARN in systems else None
-        stats["ratio_torch"] = m / systems[TORCH]["median"] if TORCH in systems else None
+        for key, other in (("mlp", SKLEARN), ("torch", TORCH)):
+            stats[f"ratio_{key}"] = m / systems[other]["median"] if other in systems else None
+            stats[f"ratio_{key}_of_mins"] = (stats["min"] / systems[other]["min"]
+                                             if other in systems else None)
         stats["gflops"] = flops / m / 1e9
         stats["pct_peak"] = 100 * stats["gflops"] / peak
         stats["ratio_floor"] = m / floor_median
@@ -444,11 +456,11 @@ def bench_training(config, dtype, data, systems, repeats):
     """Alternate the systems and the GEMM floor for `repeats` rounds."""
     shapes = layer_shapes(config, data)
     n_train = len(data.X_train)
-    peak = gemm_peak(dtype)
+    peak = GemmPeak(dtype)
     floor = GemmFloor.for_training(config, data, dtype, config.max_iter)
     for system in systems:  # warm-up: one epoch each
         system.fit(config, data.X_train, data.y_train, max_iter=1)
-    times = {s.name: [] for s in systems} | {FLOOR: []}
+    times = {s.name: [] for s in systems} | {FLOOR: [], PEAK: []}
     models = {}
     for round_ in range(repeats):
         for system in systems:
@@ -457,6 +469,8 @@ def bench_training(config, dtype, data, systems, repeats):
             print(f"  {config.name} {dtype} round {round_ + 1}/{repeats} "
                   f"{system.name}: {t:.3f} s", flush=True)
         times[FLOOR].append(timed(floor.run)[0])
+        times[PEAK] += [peak.measure() for _ in range(PEAK_PER_ROUND)]
+    peak = peak.summary(times[PEAK])
     results = {}
     for system in systems:
         model = models[system.name]
@@ -495,7 +509,8 @@ def per_call(system, model, X, number):
 def bench_predict(pconfig, model_config, dtype, data, systems, models, repeats):
     """Records (one per row count) of predict_proba latency."""
     shapes = layer_shapes(model_config, data)
-    peak = gemm_peak(dtype)
+    gemm = GemmPeak(dtype)
+    peak = gemm.summary([gemm.measure() for _ in range(PEAK_PER_ROUND * repeats)])
     records = []
     for rows in pconfig.rows:
         X = predict_rows(data.X_test, rows)
@@ -513,7 +528,7 @@ def bench_predict(pconfig, model_config, dtype, data, systems, models, repeats):
         floor_stats = summarise(times[FLOOR])
         flops = 2 * rows * sum(i * o for i, o in shapes)
         add_ratios(results, flops, peak["gflops_median"], floor_stats["median"])
-        print(f"  {pconfig.name} {dtype} {rows} rows: ours "
+        print(f"  {pconfig.name} {dtype} {rows} row{'s' * (rows > 1)}: ours "
               f"{results[OURS]['median'] * 1e6:.1f} us/call", flush=True)
         records.append({
             "kind": "predict", "config": f"{pconfig.name} {rows} row{'s' * (rows > 1)}",
@@ -634,6 +649,11 @@ HEADERS = ("config", "dtype", "system", "median", "min", "max", "t/MLP", "t/torc
            "acc %", "GFLOP/s", "%peak", "floor", "t/floor")
 
 
+def is_noisy(stats):
+    """max/min above NOISY_SPREAD: the machine's other load disturbed the timings."""
+    return stats["max"] > NOISY_SPREAD * stats["min"]
+
+
 def table_rows(records):
     rows = []
     for rec in records:
@@ -642,7 +662,7 @@ def table_rows(records):
             rows.append((
                 rec["config"] + ("" if rec["kind"] == "predict" else f" {rec['title']}"),
                 rec["dtype"], name, fmt_time(s["median"]), fmt_time(s["min"]),
-                fmt_time(s["max"]), fmt(s["ratio_mlp"], ".2f"), fmt(s["ratio_torch"], ".2f"),
+                fmt_time(s["max"]) + ("*" if is_noisy(s) else " "), fmt(s["ratio_mlp"], ".2f"), fmt(s["ratio_torch"], ".2f"),
                 fmt(None if accuracy is None else 100 * accuracy, ".2f"),
                 fmt(s["gflops"], ".3g"), fmt(s["pct_peak"], ".1f"),
                 fmt_time(rec["gemm_floor"]["median"]), fmt(s["ratio_floor"], ".2f"),
@@ -663,9 +683,10 @@ def peak_lines(records):
     seen = {}
     for rec in records:
         name = rec["config"].split()[0]  # the P1 row counts share one peak
-        seen.setdefault((name, rec["dtype"]), rec["gemm_peak"]["gflops_median"])
-    return [f"  GEMM peak ({PEAK_SIZE}^3, median of {PEAK_REPEATS}) before {c} {d}: "
-            f"{g:.1f} GFLOP/s" for (c, d), g in seen.items()]
+        seen.setdefault((name, rec["dtype"]), rec["gemm_peak"])
+    return [f"  GEMM peak ({PEAK_SIZE}^3 matmul, median of {len(p['times'])}) during {c} {d}: "
+            f"{p['gflops_median']:.1f} GFLOP/s (min {min(p['gflops']):.1f}, "
+            f"max {max(p['gflops']):.1f})" for (c, d), p in seen.items()]
 
 
 def check_targets(records):
@@ -739,7 +760,7 @@ def draw_chart(records, info, path, quick):
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_yticks([0.1, 0.2, 0.5, 1, 2, 5, 10])
+    ax.set_yticks([0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20])
     low = min(v for v in mlp + tch + [t for t in targets if t] if v)
     high = max(v for v in mlp + tch if v)
     ax.set_ylim(min(0.1, low / 1.5), max(2.0, high * 1.5))
@@ -857,6 +878,8 @@ def main(argv=None):
     print(f"\nResults ({'QUICK' if args.quick else 'full'} run, {args.repeats} repeats; "
           "times are per fit, or per predict_proba call for P1):")
     print(format_table(HEADERS, table_rows(records)))
+    print(f"  * max/min > {NOISY_SPREAD}: timings disturbed by other load on the machine; "
+          "the JSON also has ratios of minima (ratio_*_of_mins)")
     print("\n".join(peak_lines(records)))
     print("\nTargets:\n" + format_checks(checks))
     print(f"\nTotal runtime {total:.0f} s. Wrote {json_path} and {png_path}")
