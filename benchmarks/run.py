@@ -718,7 +718,7 @@ def check_targets(records):
 
 
 def format_checks(checks):
-    return "\n".join(f"  [{'ok' if c['ok'] else 'MISS'}] {c['what']}: {c['value']:.2f} "
+    return "\n".join(f"  [{'ok' if c['ok'] else 'MISS'}] {c['what']}: {c['value']:.3f} "
                      f"(target {c['target']})" for c in checks)
 
 

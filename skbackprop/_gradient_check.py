@@ -49,6 +49,14 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
         about 1e-5 or less (rounding in the finite differences sets that limit);
         a wrong formula gives errors of order 0.1 to 1.
 
+    Notes
+    -----
+    ReLU has a kink at 0. When a sample's pre-activation lies within
+    ``epsilon`` of it, the finite difference straddles the kink and differs
+    from the (one-sided) analytic derivative, so a correct gradient can show a
+    large error. Smooth activations (tanh, logistic), or data where no unit
+    sits at its kink, give a clean check.
+
     Examples
     --------
     >>> import warnings
