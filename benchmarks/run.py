@@ -453,7 +453,7 @@ def add_ratios(systems, flops, peak, floor_median):
 
 
 def bench_training(config, dtype, data, systems, repeats):
-    """Alternate the systems and the GEMM floor for `repeats` rounds."""
+    """Alternate the systems, the GEMM floor and the GEMM peak for `repeats` rounds."""
     shapes = layer_shapes(config, data)
     n_train = len(data.X_train)
     peak = GemmPeak(dtype)

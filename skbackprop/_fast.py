@@ -132,12 +132,12 @@ def _softmax_loss_and_delta(Z, Y, column, scratch):
     ``l = log(sum(exp(Z))) - sum(Y Z)`` (log-sum-exp, never ``log(0)``), and
     ``exp(Z) / sum(exp(Z)) - Y`` is the softmax-cross-entropy delta.
     """
-    np.max(Z, axis=1, out=column)
+    np.maximum.reduce(Z, axis=1, out=column)
     Z -= column[:, None]
     np.multiply(Y, Z, out=scratch)
-    target_logit = scratch.sum(axis=1)
+    target_logit = np.add.reduce(scratch, axis=1)
     np.exp(Z, out=Z)
-    np.sum(Z, axis=1, out=column)
+    np.add.reduce(Z, axis=1, out=column)
     Z /= column[:, None]
     np.log(column, out=column)
     column -= target_logit
@@ -149,7 +149,7 @@ def _logistic_loss_and_delta(Z, Y, column, scratch):
     becomes ``sigmoid(Z) - Y``."""
     np.logaddexp(0, Z, out=scratch)  # log(1 + exp(z)), without overflow
     scratch -= Y * Z
-    np.sum(scratch, axis=1, out=column)
+    np.add.reduce(scratch, axis=1, out=column)
     _logistic(Z)
     Z -= Y  # P - Y: the canonical-link shortcut
 
@@ -182,6 +182,7 @@ class FusedObjective:
         self.partial_intercepts = [np.empty_like(g) for g in self.grad_intercepts]
         self.penalty_scratch = np.empty(self.n_weights, dtype=self.dtype)
         self.buffers = {}
+        self.views = (None, None)  # (theta, its coefs and intercepts), reused while theta is
 
     def _buffers_for(self, rows):
         """Activations, errors and scratch space for a block of ``rows`` rows."""
@@ -199,14 +200,19 @@ class FusedObjective:
 
     def __call__(self, params, X, Y, sample_weight):
         (theta,) = params
-        coefs, intercepts = flat_views(theta, self.layer_sizes)
+        if self.views[0] is not theta:  # a minibatch step keeps the same vector
+            self.views = (theta, flat_views(theta, self.layer_sizes))
+        coefs, intercepts = self.views[1]
         n_samples = X.shape[0]
         S = n_samples if sample_weight is None else float(sample_weight.sum())
-        total = 0.0
-        for start in range(0, n_samples, self.block_rows):
-            block = slice(start, start + self.block_rows)
-            w = None if sample_weight is None else sample_weight[block]
-            total += self._block(X[block], Y[block], w, S, coefs, intercepts, first=start == 0)
+        if n_samples <= self.block_rows:  # one block: the usual minibatch
+            total = self._block(X, Y, sample_weight, S, coefs, intercepts, first=True)
+        else:
+            total = 0.0
+            for start in range(0, n_samples, self.block_rows):
+                block = slice(start, start + self.block_rows)
+                w = None if sample_weight is None else sample_weight[block]
+                total += self._block(X[block], Y[block], w, S, coefs, intercepts, start == 0)
         weights, grad_weights = theta[: self.n_weights], self.gradient[: self.n_weights]
         loss = total / S + self.alpha / (2 * S) * float(np.dot(weights, weights))
         np.multiply(weights, self.alpha / S, out=self.penalty_scratch)
@@ -229,7 +235,7 @@ class FusedObjective:
         dZ, column = Z[-1], buffers["column"]
         self.loss_and_delta(dZ, Y, column, scratch[-1])  # dZ = P - Y, column = l_n
         if w is None:
-            block_loss = float(column.sum())
+            block_loss = float(np.add.reduce(column))
             dZ *= 1.0 / S
         else:
             block_loss = float(np.dot(w, column))
@@ -239,7 +245,7 @@ class FusedObjective:
             dW = self.grad_coefs[i] if first else self.partial_coefs[i]
             db = self.grad_intercepts[i] if first else self.partial_intercepts[i]
             np.matmul(activations[i].T, dZ, out=dW)  # dJ/dW[i] = A[i]^T dZ
-            np.sum(dZ, axis=0, out=db)  # dJ/db[i] = sum_n dZ
+            np.add.reduce(dZ, axis=0, out=db)  # dJ/db[i] = sum_n dZ
             if not first:
                 self.grad_coefs[i] += dW
                 self.grad_intercepts[i] += db
