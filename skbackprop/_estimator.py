@@ -30,6 +30,7 @@ from sklearn.utils.validation import (
 )
 
 from ._fast import FusedObjective, blas_threads, flat_views, flatten
+from ._fast import predict_logits as fast_logits
 from ._losses import OUTPUTS
 from ._network import init_params, loss_from_logits, objective, predict_logits
 from ._optimizers import adam, copy_state, sgd
@@ -846,7 +847,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 self, X, reset=False, accept_sparse=["csr", "csc"],
                 dtype=(np.float64, np.float32),
             )
-        return predict_logits(X, self.coefs_, self.intercepts_, self.activation)
+        return fast_logits(X, self.coefs_, self.intercepts_, self.activation)
 
     def _is_plain_valid_array(self, X):
         """The fast lane of prediction: a finite 2-D float NumPy array of the

@@ -125,6 +125,23 @@ IN_PLACE_DERIVATIVES = {
 }
 
 
+def predict_logits(X, coefs, intercepts, activation):
+    """The output logits, as ``_network.predict_logits`` computes them, with
+    each layer's bias and activation applied in place: one new array per
+    layer instead of three (which matters for large ``X``). Every call
+    allocates its own arrays, so concurrent predictions share nothing."""
+    activate = IN_PLACE_ACTIVATIONS[activation]
+    A = X
+    with np.errstate(over="ignore"):  # exp(-z) -> inf gives the correct sigmoid 0
+        for i, (W, b) in enumerate(zip(coefs, intercepts)):
+            Z = A @ W
+            Z += b
+            if i < len(coefs) - 1:
+                activate(Z)
+            A = Z
+    return A
+
+
 def _softmax_loss_and_delta(Z, Y, column, scratch):
     """Per-sample cross-entropy into ``column``; ``Z`` becomes ``P - Y``.
 

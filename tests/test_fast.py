@@ -101,3 +101,20 @@ def test_small_products_train_on_one_blas_thread():
     assert blas_threads([64, 100, 10], 200) == 1  # digits: tiny products
     assert blas_threads([50, 100, 5], 15000) == 1  # a full batch goes in blocks of 1024 rows
     assert blas_threads([100, 512, 512, 10], 256) is None  # wide layers: let BLAS decide
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_prediction_logits_equal_the_reference(activation, dtype):
+    from scipy import sparse
+
+    from skbackprop._fast import predict_logits as fast_logits
+    from skbackprop._network import predict_logits
+
+    X, _, _, coefs, intercepts = problem("softmax", 3, activation, dtype)
+    expected = predict_logits(X, coefs, intercepts, activation)
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    assert_allclose(fast_logits(X, coefs, intercepts, activation), expected, **tol)
+    assert_allclose(fast_logits(sparse.csr_matrix(X), coefs, intercepts, activation), expected,
+                    **tol)
+    assert fast_logits(X, coefs, intercepts, activation).dtype == dtype
