@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from skbackprop import BackpropMLPClassifier
+from helpers import quiet_fit
 
 
 # --------------------------------------------------------------------- data
@@ -33,12 +34,6 @@ def small(**params):
     defaults = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
     defaults.update(params)
     return BackpropMLPClassifier(**defaults)
-
-
-def quiet_fit(est, X, y, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 from skbackprop import BackpropMLPClassifier
+from helpers import quiet_fit
 
 callback = pytest.importorskip("sklearn.callback", reason="scikit-learn < 1.9 has no callbacks")
 
@@ -49,12 +50,6 @@ class Recorder:
 def iris():
     X, y = load_iris(return_X_y=True)
     return StandardScaler().fit_transform(X), y
-
-
-def quiet_fit(clf, X, y, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return clf.fit(X, y, **kwargs)
 
 
 def test_every_epoch_is_a_leaf_subtask_of_the_fit_task(iris):

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from skbackprop import BackpropMLPClassifier
 from skbackprop import __main__ as cli
+from helpers import quiet_fit
 
 pd = pytest.importorskip("pandas")
 
@@ -67,12 +68,6 @@ def small_pipeline(**params):
     return cli.make_model(BackpropMLPClassifier(
         **{"hidden_layer_sizes": (8,), "max_iter": 30, "random_state": 0, **params}
     ))
-
-
-def quiet_fit(estimator, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X, y)
 
 
 def fit_lines(out):

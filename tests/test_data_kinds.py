@@ -4,29 +4,17 @@ import os
 import signal
 import threading
 import tracemalloc
-import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import sparse
 from sklearn.datasets import make_classification, make_multilabel_classification
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 import skbackprop._estimator as estimator_module
 from skbackprop import BackpropMLPClassifier, check_gradients
-
-
-def quiet_fit(clf, X, y, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return clf.fit(X, y, **kwargs)
-
-
-def assert_same_weights(a, b, rtol=1e-9, atol=1e-12):
-    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
-        assert_allclose(p, q, rtol=rtol, atol=atol)
+from helpers import assert_same_weights, quiet_fit
 
 
 @pytest.fixture(scope="module")

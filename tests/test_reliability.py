@@ -25,13 +25,9 @@ from sklearn.preprocessing import StandardScaler
 
 from skbackprop import BackpropMLPClassifier
 
+from helpers import quiet_fit
+
 SOLVERS = ["sgd", "adam", "lbfgs"]
-
-
-def quiet_fit(est, X, y, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y, **kwargs)
 
 
 def weights(est):

@@ -17,17 +17,7 @@ from sklearn.utils import compute_sample_weight
 
 from skbackprop import BackpropMLPClassifier, check_gradients
 from skbackprop._network import init_params
-
-
-def quiet_fit(clf, X, y, **fit_params):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return clf.fit(X, y, **fit_params)
-
-
-def assert_same_weights(a, b, rtol=1e-9):
-    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
-        assert_allclose(p, q, rtol=rtol, atol=1e-12)
+from helpers import assert_same_weights, quiet_fit
 
 
 @pytest.fixture(scope="module")
