@@ -387,14 +387,21 @@ def _import_pandas():
     return pandas
 
 
-def read_csv(path):
-    """The rows of the CSV file ``path`` as a DataFrame (at least one row)."""
-    pd = _import_pandas()
+def _existing_file(path, kind):
+    """``path`` as a Path, checked to name an existing file (``kind`` says
+    what it should be, for the message)."""
     path = Path(path)
     if not path.exists():
         raise CommandError(f"{path}: no such file")
     if path.is_dir():
-        raise CommandError(f"{path} is a directory, not a CSV file")
+        raise CommandError(f"{path} is a directory, not {kind}")
+    return path
+
+
+def read_csv(path):
+    """The rows of the CSV file ``path`` as a DataFrame (at least one row)."""
+    pd = _import_pandas()
+    path = _existing_file(path, "a CSV file")
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -693,11 +700,7 @@ def _search(model, X, y, grid, cv, n_jobs, out):
 
 def load_model(path):
     """The pipeline that ``fit`` saved to ``path``, checked to be one."""
-    path = Path(path)
-    if not path.exists():
-        raise CommandError(f"{path}: no such file")
-    if path.is_dir():
-        raise CommandError(f"{path} is a directory, not a model file")
+    path = _existing_file(path, "a model file")
     try:
         model = joblib.load(path)
     except Exception as exc:  # unpickling arbitrary bytes can raise nearly anything

@@ -208,9 +208,9 @@ class _Progress:
         if exploded(loss, self.best_loss, params):
             restore_params(params, self.best_params)
             return "diverged"
+        self.best_loss = min(self.best_loss, loss)
         if validate is None:  # watch the training loss
             improvement = self.best - loss
-            self.best_loss = min(self.best_loss, loss)
         else:  # watch the validation score
             score, validation_loss = validate(params)
             self.scores.append(score)
@@ -218,7 +218,6 @@ class _Progress:
             if verbose:
                 print(f"Validation score: {score:f}")
             improvement = score - self.best
-            self.best_loss = min(self.best_loss, loss)
         self.count = no_improvement_count(improvement, self.count, config.tol)
         if improvement > 0:
             self.best = loss if validate is None else score
@@ -309,10 +308,12 @@ def train_minibatch(
         epoch so far are restored and the result says ``interrupted``.
     """
     next_epoch = minibatch_source(X, Y, sample_weight, rows, config.batch_size, config.shuffle, rng)
-    weights = sample_weight if rows is None or sample_weight is None else sample_weight[rows]
     # Samples count by weight, so that integer weights act like repeated rows
     # (in the 'invscaling' schedule too).
-    epoch_weight = (X.shape[0] if rows is None else len(rows)) if weights is None else float(weights.sum())
+    if sample_weight is not None:
+        epoch_weight = float((sample_weight if rows is None else sample_weight[rows]).sum())
+    else:
+        epoch_weight = X.shape[0] if rows is None else len(rows)
     progress = _Progress(state, params, validating=validate is not None)
     outcome = None
     try:
