@@ -21,7 +21,6 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from scipy import sparse
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from threadpoolctl import threadpool_limits
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -29,7 +28,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._fast import FusedObjective, blas_threads, flat_views, flatten
+from ._fast import (
+    FusedObjective,
+    apply_in_parts,
+    flat_views,
+    flatten,
+    thread_plan,
+    training_threads,
+)
 from ._fast import predict_logits as fast_logits
 from ._losses import OUTPUTS
 from ._network import init_params, loss_from_logits, objective, predict_logits
@@ -624,12 +630,13 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     # -------------------------------------------------------------- solvers
 
-    def _objective(self, X, net):
+    def _objective(self, X, net, plan, workers):
         """``objective([theta], X, Y, sample_weight) -> (loss, [gradient])``
         over the flat vector: the fused, in-place objective for dense data,
         the reference functions of ``_network`` for sparse data."""
         if not sparse.issparse(X):
-            return FusedObjective(net.layer_sizes, self.activation, net.output, self.alpha, X.dtype)
+            return FusedObjective(net.layer_sizes, self.activation, net.output, self.alpha,
+                                  X.dtype, n_shards=plan.n_shards, workers=workers)
 
         def reference_objective(params, X, Y, sample_weight):
             coefs, intercepts = flat_views(params[0], net.layer_sizes)
@@ -641,12 +648,13 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         return reference_objective
 
     def _run_lbfgs(self, theta, X, Y, weights, net, hooks):
+        plan = thread_plan(net.layer_sizes, X.shape[0], shardable=not sparse.issparse(X))
         # A run that overflows is detected from its loss and reported as a warning.
-        threads = blas_threads(net.layer_sizes, X.shape[0])
-        with np.errstate(over="ignore", invalid="ignore"), threadpool_limits(threads, "blas"):
+        with np.errstate(over="ignore", invalid="ignore"), training_threads(plan) as workers:
             return train_lbfgs(
-                self._objective(X, net), [theta], X, Y, weights, max_iter=self.max_iter,
-                max_fun=self.max_fun, tol=self.tol, hooks=hooks, verbose=self.verbose,
+                self._objective(X, net, plan, workers), [theta], X, Y, weights,
+                max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol, hooks=hooks,
+                verbose=self.verbose,
             )
 
     def _run_stochastic(self, theta, X, y, Y, weights, net, rng, hooks, warm, incremental):
@@ -663,15 +671,17 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             learning_rate_init=self.learning_rate_init,
             power_t=self.power_t,
         )
-        optimizer = self._optimizer()
-        state = self._solver_state(optimizer, [theta], warm, incremental)
+        state = self._solver_state(self._optimizer(), [theta], warm, incremental)
+        plan = thread_plan(net.layer_sizes, config.batch_size, shardable=not sparse.issparse(X))
         # Overflow only happens in a diverging run, which the divergence guard
         # detects from the loss and reports: numpy's own warnings would be noise.
-        threads = blas_threads(net.layer_sizes, config.batch_size)
-        with np.errstate(over="ignore", invalid="ignore"), threadpool_limits(threads, "blas"):
+        with np.errstate(over="ignore", invalid="ignore"), training_threads(plan) as workers:
+            optimizer = apply_in_parts([self._optimizer() for _ in range(workers.n_threads)],
+                                       workers)
             return train_minibatch(
-                self._objective(X, net), [theta], X, Y, weights, optimizer, config, state, rng,
-                rows=rows, validate=validate, hooks=hooks, verbose=self.verbose,
+                self._objective(X, net, plan, workers), [theta], X, Y, weights, optimizer,
+                config, state, rng, rows=rows, validate=validate, hooks=hooks,
+                verbose=self.verbose,
             )
 
     def _optimizer(self):

@@ -17,27 +17,141 @@ changes that make training fast and nothing else:
 only; sparse data trains through the reference functions.
 """
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from typing import NamedTuple, Optional
+
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from ._losses import LOSSES
+from ._optimizers import state_slice
 
 #: Rows per block of a large batch (a full batch of gradient descent, say).
 #: On the benchmark machine 512 to 2048 were equally fast, a whole 15000-row
 #: batch 25% slower.
 BLOCK_ROWS = 1024
 
-#: Below this many multiply-adds per block (rows times the weights of all
-#: layers), matrix products are too small to gain from a second BLAS thread,
-#: and lose much to it on a busy machine: training then uses one thread.
-ONE_THREAD_WORK = 2e7
+#: A step with at least this many multiply-adds (its rows times the weights
+#: of all layers) is cut into ``N_SHARDS`` shards of rows, computed at once
+#: on as many threads, each with its own BLAS thread: the elementwise work
+#: (activations, derivatives, the optimizer) then runs in parallel too, not
+#: only the matrix products. A smaller step runs on one thread, BLAS
+#: included: its products are too small to gain from a second thread, and
+#: lose much to one on a busy machine.
+SHARD_WORK = 4e6
+N_SHARDS = 2
 
 
-def blas_threads(layer_sizes, batch_size):
-    """How many BLAS threads training should use: 1 for small products,
-    None (the library's default) for large ones."""
-    rows = min(batch_size, BLOCK_ROWS)
-    work = rows * sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
-    return 1 if work < ONE_THREAD_WORK else None
+class ThreadPlan(NamedTuple):
+    """How training spreads over threads: see :func:`thread_plan`."""
+
+    n_shards: int  #: shards of rows per step; this alone sets the arithmetic
+    n_workers: int  #: Python threads that compute them
+    blas_threads: Optional[int]  #: BLAS threads per worker (None: leave BLAS as it is)
+
+
+def thread_plan(layer_sizes, batch_size, shardable=True, available=None):
+    """The :class:`ThreadPlan` for steps of ``batch_size`` rows.
+
+    ``available`` is the number of threads BLAS may use now (by default
+    read with threadpoolctl, so that a limit set by the caller, such as
+    joblib's in its workers, is respected). Data that cannot be sharded
+    (sparse ``X``) keeps BLAS's own threading for large steps.
+    """
+    work = batch_size * sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+    if work < SHARD_WORK:
+        return ThreadPlan(1, 1, 1)
+    if not shardable:
+        return ThreadPlan(1, 1, None)
+    if available is None:
+        available = _blas_thread_limit()
+    n_workers = max(1, min(N_SHARDS, available))
+    return ThreadPlan(N_SHARDS, n_workers, max(1, available // n_workers))
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_libraries():
+    """threadpoolctl's handle on the BLAS libraries loaded (NumPy's among
+    them), made once: making it scans every loaded library, 2 ms a fit."""
+    return ThreadpoolController().select(user_api="blas")
+
+
+def _blas_thread_limit():
+    info = _blas_libraries().info()
+    return max((lib["num_threads"] for lib in info), default=os.cpu_count() or 1)
+
+
+@contextmanager
+def training_threads(plan):
+    """Within the block, BLAS uses ``plan.blas_threads`` threads; yields the
+    :class:`Workers` that run the shards."""
+    limit = _blas_libraries().limit(limits=plan.blas_threads)
+    with limit, Workers(plan.n_workers) as workers:
+        yield workers
+
+
+class Workers:
+    """A few threads that run independent jobs at once: ``map(function,
+    items)`` runs the first item on the calling thread and the others on a
+    pool, and returns the results in order. NumPy's array arithmetic and
+    BLAS release the GIL, so the jobs really do overlap."""
+
+    def __init__(self, n_threads):
+        self.n_threads = n_threads
+        self.pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None
+
+    def map(self, function, items):
+        items = list(items)
+        if self.pool is None or len(items) == 1:
+            return [function(item) for item in items]
+        futures = [self.pool.submit(function, item) for item in items[1:]]
+        try:
+            first = function(items[0])
+        finally:  # no job outlives the call: they write into shared arrays
+            wait(futures)
+        return [first] + [future.result() for future in futures]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _even_parts(n, k):
+    """``k`` consecutive ``(start, stop)`` ranges covering ``range(n)``, of
+    sizes differing by at most one."""
+    bounds = [n * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def apply_in_parts(optimizers, workers):
+    """An optimizer whose in-place ``apply`` updates the flat vector in
+    ``workers.n_threads`` parts at once, one of ``optimizers`` (independent
+    instances of one rule: each has its own scratch buffers) per part. The
+    rules are elementwise, so the numbers are those of one ``apply``."""
+    if workers.n_threads == 1:
+        return optimizers[0]
+
+    def apply(params, grads, state, learning_rate):
+        (theta,), (gradient,) = params, grads
+        parts = _even_parts(theta.size, workers.n_threads)
+
+        def apply_part(k):
+            a, b = parts[k]
+            return optimizers[k].apply([theta[a:b]], [gradient[a:b]],
+                                       state_slice(state, a, b), learning_rate)
+
+        new = workers.map(apply_part, range(len(parts)))[0]
+        # the arrays were updated in place: keep the whole ones, take the new counters
+        return type(state)(*(old if isinstance(old, tuple) else value
+                             for old, value in zip(state, new)))
+
+    return optimizers[0]._replace(apply=apply)
 
 
 def flat_layout(layer_sizes):
@@ -73,48 +187,50 @@ def flatten(coefs, intercepts, dtype):
 
 # Each activation applied in place to the pre-activation Z, and each
 # derivative (from the output A) multiplied in place into the error dA.
-# ``scratch`` is a buffer shaped like A.
+# ``scratch`` is a buffer shaped like A. ``zero`` is 0, or (faster) an array
+# of zeros shaped like Z: NumPy vectorises ``maximum`` and ``greater``
+# between two arrays, but not against a scalar (4x slower here).
 
 
-def _relu(Z):
-    np.maximum(Z, 0, out=Z)
+def _relu(Z, zero):
+    np.maximum(Z, zero, out=Z)
 
 
-def _tanh(Z):
+def _tanh(Z, zero):
     np.tanh(Z, out=Z)
 
 
-def _logistic(Z):
+def _logistic(Z, zero=0):
     # 1 / (1 + exp(-z)): accurate in both tails; exp(-z) may overflow to inf
     # for z < -709, giving the correct 0 (the caller ignores the warning).
     np.negative(Z, out=Z)
     np.exp(Z, out=Z)
     Z += 1
-    np.reciprocal(Z, out=Z)
+    np.divide(1, Z, out=Z)  # twice as fast as np.reciprocal, which is not vectorised
 
 
-def _identity(Z):
+def _identity(Z, zero):
     pass
 
 
-def _relu_times(dA, A, scratch):
-    np.greater(A, 0, out=scratch)  # step(A), as 0.0/1.0: a multiply beats a boolean mask
+def _relu_times(dA, A, scratch, zero):
+    np.greater(A, zero, out=scratch)  # step(A), as 0.0/1.0: a multiply beats a boolean mask
     dA *= scratch
 
 
-def _tanh_times(dA, A, scratch):
+def _tanh_times(dA, A, scratch, zero):
     np.multiply(A, A, out=scratch)
     np.subtract(1, scratch, out=scratch)  # 1 - A**2
     dA *= scratch
 
 
-def _logistic_times(dA, A, scratch):
+def _logistic_times(dA, A, scratch, zero):
     np.subtract(1, A, out=scratch)
     scratch *= A  # A (1 - A)
     dA *= scratch
 
 
-def _identity_times(dA, A, scratch):
+def _identity_times(dA, A, scratch, zero):
     pass
 
 
@@ -137,36 +253,61 @@ def predict_logits(X, coefs, intercepts, activation):
             Z = A @ W
             Z += b
             if i < len(coefs) - 1:
-                activate(Z)
+                activate(Z, 0)
             A = Z
     return A
 
 
-def _softmax_loss_and_delta(Z, Y, column, scratch):
+# Sums along rows are products with a vector of ones (``ones``): BLAS computes
+# them 2-3x faster than ``np.add.reduce(..., axis=1)`` on narrow arrays.
+
+
+#: How far apart a block's logits may be for one shift to serve them all:
+#: exp(-spread) stays a normal number (exp underflows near -708 in float64,
+#: -87 in float32).
+SHIFT_SPREAD = {np.dtype(np.float64): 600.0, np.dtype(np.float32): 60.0}
+
+
+def _shift_logits(Z, column):
+    """Subtract from ``Z`` a shift that keeps ``exp(Z)`` from overflowing.
+
+    Any shift gives the same softmax and loss. Each row's own maximum is
+    the classic choice, but a reduction along narrow rows is slow; the
+    block's largest logit (two fast reductions over the whole block) serves
+    as well unless the logits spread so far that the smallest would underflow.
+    """
+    high, low = np.maximum.reduce(Z, axis=None), np.minimum.reduce(Z, axis=None)
+    if high - low < SHIFT_SPREAD[Z.dtype]:  # False for NaN and inf: they take the safe path
+        Z -= high
+    else:
+        np.maximum.reduce(Z, axis=1, out=column)
+        Z -= column[:, None]
+
+
+def _softmax_loss_and_delta(Z, Y, column, scratch, ones):
     """Per-sample cross-entropy into ``column``; ``Z`` becomes ``P - Y``.
 
-    One fused pass over the logits: with ``Z`` shifted by its row maximum,
+    One fused pass over the logits: with ``Z`` shifted (``_shift_logits``),
     ``l = log(sum(exp(Z))) - sum(Y Z)`` (log-sum-exp, never ``log(0)``), and
     ``exp(Z) / sum(exp(Z)) - Y`` is the softmax-cross-entropy delta.
     """
-    np.maximum.reduce(Z, axis=1, out=column)
-    Z -= column[:, None]
+    _shift_logits(Z, column)
     np.multiply(Y, Z, out=scratch)
-    target_logit = np.add.reduce(scratch, axis=1)
+    target_logit = scratch @ ones
     np.exp(Z, out=Z)
-    np.add.reduce(Z, axis=1, out=column)
+    np.matmul(Z, ones, out=column)
     Z /= column[:, None]
     np.log(column, out=column)
     column -= target_logit
     Z -= Y  # P - Y: the canonical-link shortcut
 
 
-def _logistic_loss_and_delta(Z, Y, column, scratch):
+def _logistic_loss_and_delta(Z, Y, column, scratch, ones):
     """Per-sample binary log-loss (summed over units) into ``column``; ``Z``
     becomes ``sigmoid(Z) - Y``."""
     np.logaddexp(0, Z, out=scratch)  # log(1 + exp(z)), without overflow
     scratch -= Y * Z
-    np.add.reduce(scratch, axis=1, out=column)
+    np.matmul(scratch, ones, out=column)
     _logistic(Z)
     Z -= Y  # P - Y: the canonical-link shortcut
 
@@ -174,34 +315,18 @@ def _logistic_loss_and_delta(Z, Y, column, scratch):
 OUTPUT_LOSS_AND_DELTA = {"softmax": _softmax_loss_and_delta, "logistic": _logistic_loss_and_delta}
 
 
-class FusedObjective:
-    """``objective([theta], X, Y, sample_weight) -> (loss, [gradient])`` on dense data.
+class _Shard:
+    """One shard's own gradient vector and the buffers of its blocks."""
 
-    The value and gradient of ``_network.objective`` with respect to the flat
-    vector ``theta``. The returned gradient is a buffer that the next call
-    overwrites: use it before calling again.
-    """
-
-    def __init__(self, layer_sizes, activation, output, alpha, dtype, block_rows=None):
-        assert output in LOSSES
-        self.layer_sizes = list(layer_sizes)
-        self.activate = IN_PLACE_ACTIVATIONS[activation]
-        self.times_derivative = IN_PLACE_DERIVATIVES[activation]
-        self.loss_and_delta = OUTPUT_LOSS_AND_DELTA[output]
-        self.alpha = alpha
-        self.dtype = np.dtype(dtype)
-        self.block_rows = BLOCK_ROWS if block_rows is None else block_rows
-        coef_slots, _, n_params = flat_layout(self.layer_sizes)
-        self.n_weights = coef_slots[-1][1]
-        self.gradient = np.empty(n_params, dtype=self.dtype)
-        self.grad_coefs, self.grad_intercepts = flat_views(self.gradient, self.layer_sizes)
+    def __init__(self, layer_sizes, dtype):
+        self.gradient = np.empty(flat_layout(layer_sizes)[2], dtype=dtype)
+        self.grad_coefs, self.grad_intercepts = flat_views(self.gradient, layer_sizes)
         self.partial_coefs = [np.empty_like(g) for g in self.grad_coefs]  # blocks after the first
         self.partial_intercepts = [np.empty_like(g) for g in self.grad_intercepts]
-        self.penalty_scratch = np.empty(self.n_weights, dtype=self.dtype)
+        self.layer_sizes, self.dtype = layer_sizes, dtype
         self.buffers = {}
-        self.views = (None, None)  # (theta, its coefs and intercepts), reused while theta is
 
-    def _buffers_for(self, rows):
+    def buffers_for(self, rows):
         """Activations, errors and scratch space for a block of ``rows`` rows."""
         if rows not in self.buffers:
             sizes = self.layer_sizes[1:]
@@ -210,47 +335,119 @@ class FusedObjective:
                 "Z": [new(rows, size) for size in sizes],  # A[1..L-1], then the logits
                 "dA": [new(rows, size) for size in sizes[:-1]],
                 "scratch": [new(rows, size) for size in sizes],
+                "zeros": [np.zeros((rows, size), dtype=self.dtype) for size in sizes[:-1]],
                 "column": new(rows),
                 "weights": new(rows),
+                "ones": np.ones(rows, dtype=self.dtype),  # sums over rows, as products
+                "output_ones": np.ones(sizes[-1], dtype=self.dtype),  # sums along a row
             }
         return self.buffers[rows]
+
+
+class FusedObjective:
+    """``objective([theta], X, Y, sample_weight) -> (loss, [gradient])`` on dense data.
+
+    The value and gradient of ``_network.objective`` with respect to the flat
+    vector ``theta``. The returned gradient is a buffer that the next call
+    overwrites: use it before calling again.
+
+    With ``n_shards=2`` a batch is cut into two halves of rows, each with its
+    own gradient, computed at once when ``workers`` has two threads; then
+    the two gradients are summed and the penalty added, each thread taking
+    half of the vector. The arithmetic depends on ``n_shards`` only, never on
+    how many threads carry it out.
+    """
+
+    def __init__(self, layer_sizes, activation, output, alpha, dtype, block_rows=None,
+                 n_shards=1, workers=None):
+        assert output in LOSSES
+        self.layer_sizes = list(layer_sizes)
+        self.activate = IN_PLACE_ACTIVATIONS[activation]
+        self.times_derivative = IN_PLACE_DERIVATIVES[activation]
+        self.loss_and_delta = OUTPUT_LOSS_AND_DELTA[output]
+        self.alpha = alpha
+        self.dtype = np.dtype(dtype)
+        self.block_rows = BLOCK_ROWS if block_rows is None else block_rows
+        self.workers = Workers(1) if workers is None else workers
+        self.shards = [_Shard(self.layer_sizes, self.dtype) for _ in range(n_shards)]
+        self.gradient = self.shards[0].gradient
+        self.n_weights = flat_layout(self.layer_sizes)[0][-1][1]
+        self.parts = _even_parts(self.gradient.size, n_shards)  # of the vector, for the sum
+        self.penalty_scratch = np.empty(self.n_weights, dtype=self.dtype)
+        self.views = (None, None)  # (theta, its coefs and intercepts), reused while theta is
 
     def __call__(self, params, X, Y, sample_weight):
         (theta,) = params
         if self.views[0] is not theta:  # a minibatch step keeps the same vector
             self.views = (theta, flat_views(theta, self.layer_sizes))
         coefs, intercepts = self.views[1]
-        n_samples = X.shape[0]
-        S = n_samples if sample_weight is None else float(sample_weight.sum())
-        if n_samples <= self.block_rows:  # one block: the usual minibatch
-            total = self._block(X, Y, sample_weight, S, coefs, intercepts, first=True)
+        S = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        if len(self.shards) == 1:  # the usual minibatch: no threads to coordinate
+            total = self._shard(self.shards[0], X, Y, sample_weight, S, coefs, intercepts)
+            squared_norm = self._finish(self.parts[0], theta, 1, S)
         else:
-            total = 0.0
-            for start in range(0, n_samples, self.block_rows):
-                block = slice(start, start + self.block_rows)
-                w = None if sample_weight is None else sample_weight[block]
-                total += self._block(X[block], Y[block], w, S, coefs, intercepts, start == 0)
-        weights, grad_weights = theta[: self.n_weights], self.gradient[: self.n_weights]
-        loss = total / S + self.alpha / (2 * S) * float(np.dot(weights, weights))
-        np.multiply(weights, self.alpha / S, out=self.penalty_scratch)
-        grad_weights += self.penalty_scratch  # gradient of the penalty alpha/(2S) ||W||^2
+            total, squared_norm = self._sharded(theta, X, Y, sample_weight, S, coefs, intercepts)
+        loss = total / S + self.alpha / (2 * S) * squared_norm
         return loss, [self.gradient]
 
-    def _block(self, X, Y, w, S, coefs, intercepts, first):
-        """Forward and backward over one block; adds its gradient; returns
-        the block's weighted sum of per-sample losses."""
-        buffers = self._buffers_for(X.shape[0])
-        Z, dA, scratch = buffers["Z"], buffers["dA"], buffers["scratch"]
+    def _sharded(self, theta, X, Y, sample_weight, S, coefs, intercepts):
+        """The shards' losses and gradients, each shard on a worker; then their
+        sum, each worker summing its part of the vector."""
+        rows = _even_parts(X.shape[0], min(len(self.shards), X.shape[0]))
+
+        def shard_loss(k):
+            a, b = rows[k]
+            w = None if sample_weight is None else sample_weight[a:b]
+            return self._shard(self.shards[k], X[a:b], Y[a:b], w, S, coefs, intercepts)
+
+        def finish(part):
+            return self._finish(part, theta, len(rows), S)
+
+        total = sum(self.workers.map(shard_loss, range(len(rows))))
+        return total, sum(self.workers.map(finish, self.parts))
+
+    def _finish(self, part, theta, n_used, S):
+        """Add the other shards' gradients into the first, and the gradient of
+        the penalty ``alpha/(2S) ||W||^2``, on ``part`` of the vector; return
+        the part's share of ``||W||^2``."""
+        a, b = part
+        for shard in self.shards[1:n_used]:
+            self.gradient[a:b] += shard.gradient[a:b]
+        b = min(b, self.n_weights)  # the penalty touches weights, not biases
+        if a >= b:
+            return 0.0
+        weights, penalty = theta[a:b], self.penalty_scratch[a:b]
+        np.multiply(weights, self.alpha / S, out=penalty)
+        self.gradient[a:b] += penalty
+        return float(np.dot(weights, weights))
+
+    def _shard(self, shard, X, Y, w, S, coefs, intercepts):
+        """One shard's rows, in blocks of at most ``block_rows``: the shard's
+        gradient (without the penalty) and its weighted sum of losses."""
+        total = 0.0
+        for start in range(0, X.shape[0], self.block_rows):
+            block = slice(start, start + self.block_rows)
+            w_block = None if w is None else w[block]
+            total += self._block(shard, X[block], Y[block], w_block, S, coefs, intercepts,
+                                 start == 0)
+        return total
+
+    def _block(self, shard, X, Y, w, S, coefs, intercepts, first):
+        """Forward and backward over one block; adds its gradient to the
+        shard's; returns the block's weighted sum of per-sample losses."""
+        buffers = shard.buffers_for(X.shape[0])
+        Z, dA, scratch, zeros = buffers["Z"], buffers["dA"], buffers["scratch"], buffers["zeros"]
         n_layers = len(coefs)
         activations = [X]
         for i in range(n_layers):  # forward: Z = A W + b, then A = f(Z) in place
             np.matmul(activations[-1], coefs[i], out=Z[i])
             Z[i] += intercepts[i]
             if i < n_layers - 1:
-                self.activate(Z[i])
+                self.activate(Z[i], zeros[i])
             activations.append(Z[i])
         dZ, column = Z[-1], buffers["column"]
-        self.loss_and_delta(dZ, Y, column, scratch[-1])  # dZ = P - Y, column = l_n
+        # dZ = P - Y, column = the per-sample losses l_n
+        self.loss_and_delta(dZ, Y, column, scratch[-1], buffers["output_ones"])
         if w is None:
             block_loss = float(np.add.reduce(column))
             dZ *= 1.0 / S
@@ -259,15 +456,16 @@ class FusedObjective:
             np.multiply(w, 1.0 / S, out=buffers["weights"])
             dZ *= buffers["weights"][:, None]  # dJ/dZ[n] = s[n] (P[n] - Y[n]) / S
         for i in reversed(range(n_layers)):  # backward: the delta recursion
-            dW = self.grad_coefs[i] if first else self.partial_coefs[i]
-            db = self.grad_intercepts[i] if first else self.partial_intercepts[i]
+            dW = shard.grad_coefs[i] if first else shard.partial_coefs[i]
+            db = shard.grad_intercepts[i] if first else shard.partial_intercepts[i]
             np.matmul(activations[i].T, dZ, out=dW)  # dJ/dW[i] = A[i]^T dZ
-            np.add.reduce(dZ, axis=0, out=db)  # dJ/db[i] = sum_n dZ
+            np.matmul(buffers["ones"], dZ, out=db)  # dJ/db[i] = sum_n dZ (ones^T dZ)
             if not first:
-                self.grad_coefs[i] += dW
-                self.grad_intercepts[i] += db
+                shard.grad_coefs[i] += dW
+                shard.grad_intercepts[i] += db
             if i > 0:
                 np.matmul(dZ, coefs[i].T, out=dA[i - 1])  # error sent left: dZ W[i]^T
-                self.times_derivative(dA[i - 1], activations[i], scratch[i - 1])  # times f'(z)
+                # times f'(z), written from the layer's output A[i]
+                self.times_derivative(dA[i - 1], activations[i], scratch[i - 1], zeros[i - 1])
                 dZ = dA[i - 1]
         return block_loss

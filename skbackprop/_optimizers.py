@@ -44,6 +44,15 @@ def copy_state(state):
     ))
 
 
+def state_slice(state, start, stop):
+    """The state of the parameters ``[start:stop]`` of one flat vector:
+    views of its arrays, so that ``apply`` on them updates the whole state."""
+    return type(state)(*(
+        tuple(a[start:stop] for a in field) if isinstance(field, tuple) else field
+        for field in state
+    ))
+
+
 class _Scratch:
     """One reusable buffer per array shape and dtype, for ``apply``."""
 

@@ -192,8 +192,8 @@ def interrupt_on_call(monkeypatch, n_calls):
     real_objective_factory = estimator_module.BackpropMLPClassifier._objective
     calls = {"n": 0}
 
-    def objective_factory(self, X, net):
-        real_objective = real_objective_factory(self, X, net)
+    def objective_factory(self, X, net, *threading):
+        real_objective = real_objective_factory(self, X, net, *threading)
 
         def objective(*args):
             calls["n"] += 1

@@ -1,11 +1,15 @@
 """The fused objective equals the reference one, for every network it serves."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from sklearn.exceptions import ConvergenceWarning
 
 from skbackprop._fast import FusedObjective, flat_layout, flat_views, flatten
 from skbackprop._network import init_params, objective
+from skbackprop._optimizers import adam, sgd
 
 
 def problem(output, n_outputs, activation, dtype, seed=0, n_samples=37, sizes=(6, 5, 4)):
@@ -95,12 +99,112 @@ def test_extreme_logits_stay_finite():
     assert loss == pytest.approx(reference, rel=1e-10)
 
 
-def test_small_products_train_on_one_blas_thread():
-    from skbackprop._fast import blas_threads
+def test_small_steps_train_on_one_thread_and_large_ones_in_two_shards():
+    from skbackprop._fast import ThreadPlan, thread_plan
 
-    assert blas_threads([64, 100, 10], 200) == 1  # digits: tiny products
-    assert blas_threads([50, 100, 5], 15000) == 1  # a full batch goes in blocks of 1024 rows
-    assert blas_threads([100, 512, 512, 10], 256) is None  # wide layers: let BLAS decide
+    # digits, batches of 200: tiny products, one thread in all, BLAS included
+    assert thread_plan([64, 100, 10], 200, available=2) == ThreadPlan(1, 1, 1)
+    # a full batch of 15000 rows, or wide layers: two shards on two threads
+    assert thread_plan([50, 100, 5], 15000, available=2) == ThreadPlan(2, 2, 1)
+    assert thread_plan([100, 512, 512, 10], 256, available=2) == ThreadPlan(2, 2, 1)
+    # the shards do not depend on the threads that carry them out
+    assert thread_plan([100, 512, 512, 10], 256, available=1) == ThreadPlan(2, 1, 1)
+    assert thread_plan([100, 512, 512, 10], 256, available=8) == ThreadPlan(2, 2, 4)
+    # sparse data cannot be cut into shards: BLAS threads as they are
+    assert thread_plan([100, 512, 512, 10], 256, shardable=False) == ThreadPlan(1, 1, None)
+
+
+def test_the_plan_respects_a_callers_blas_limit():
+    from threadpoolctl import threadpool_limits
+
+    from skbackprop._fast import thread_plan
+
+    with threadpool_limits(1, "blas"):  # as joblib sets it in its workers
+        assert thread_plan([50, 100, 5], 15000).n_workers == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_samples", [1, 2, 37, 101])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_sharded_objective_equals_the_reference(n_threads, n_samples, weighted, dtype):
+    from skbackprop._fast import Workers
+
+    X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "relu", dtype,
+                                                   n_samples=n_samples)
+    w = (np.random.RandomState(1).uniform(0, 2, n_samples).astype(dtype) if weighted
+         else None)
+    loss, dcoefs, dintercepts = objective(X, Y, coefs, intercepts, "relu", "softmax", 0.3, w)
+    theta = flatten(coefs, intercepts, dtype)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    with Workers(n_threads) as workers:
+        fused = FusedObjective(layer_sizes, "relu", "softmax", 0.3, dtype, block_rows=16,
+                               n_shards=2, workers=workers)
+        for _ in range(2):
+            fused_loss, (gradient,) = fused([theta], X, Y, w)
+            assert fused_loss == pytest.approx(loss, rel=rtol)
+            assert_allclose(gradient, flatten(dcoefs, dintercepts, dtype), rtol=rtol * 10,
+                            atol=rtol * 1e-2)
+
+
+def test_the_arithmetic_does_not_depend_on_the_number_of_threads():
+    from skbackprop._fast import Workers
+
+    X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "tanh", np.float64,
+                                                   n_samples=301)
+    theta = flatten(coefs, intercepts, np.float64)
+    results = []
+    for n_threads in (1, 2):
+        with Workers(n_threads) as workers:
+            fused = FusedObjective(layer_sizes, "tanh", "softmax", 0.1, np.float64,
+                                   block_rows=64, n_shards=2, workers=workers)
+            loss, (gradient,) = fused([theta], X, Y, None)
+            results.append((loss, gradient.copy()))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_workers_return_results_in_order_and_wait_for_every_job():
+    import time
+
+    from skbackprop._fast import Workers
+
+    with Workers(2) as workers:
+        assert workers.map(lambda k: k * k, range(5)) == [0, 1, 4, 9, 16]
+        finished = []
+
+        def job(k):
+            if k == 0:
+                raise KeyboardInterrupt  # the calling thread's job fails at once ...
+            time.sleep(0.2)
+            finished.append(k)  # ... and the others still finish before map returns
+
+        with pytest.raises(KeyboardInterrupt):
+            workers.map(job, range(2))
+        assert finished == [1]
+        with pytest.raises(ValueError, match="in a worker"):  # a worker's error reaches the caller
+            workers.map(_raise_in_worker, [0, 1])
+
+
+def _raise_in_worker(k):
+    if k == 1:
+        raise ValueError("raised in a worker")
+    return k
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_logits_spread_too_far_for_one_shift(dtype):
+    from skbackprop._fast import SHIFT_SPREAD
+
+    X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "identity", dtype)
+    coefs[-1][:] = 0
+    intercepts[-1][:] = [0, 0, 2 * SHIFT_SPREAD[np.dtype(dtype)]]  # every row: logits 0, 0, 2s
+    loss, (gradient,) = FusedObjective(layer_sizes, "identity", "softmax", 0.0, dtype)(
+        [flatten(coefs, intercepts, dtype)], X, Y, None)
+    reference, dcoefs, dintercepts = objective(X, Y, coefs, intercepts, "identity", "softmax",
+                                               0.0)
+    assert np.isfinite(loss) and loss == pytest.approx(reference, rel=1e-6)
+    assert_allclose(gradient, flatten(dcoefs, dintercepts, dtype), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
@@ -118,3 +222,122 @@ def test_prediction_logits_equal_the_reference(activation, dtype):
     assert_allclose(fast_logits(sparse.csr_matrix(X), coefs, intercepts, activation), expected,
                     **tol)
     assert fast_logits(X, coefs, intercepts, activation).dtype == dtype
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: sgd(0.9, nesterov=False), lambda: sgd(0.9, nesterov=True), lambda: adam(),
+], ids=["momentum", "nesterov", "adam"])
+def test_an_optimizer_applied_in_parts_takes_the_same_steps(make_optimizer):
+    from skbackprop._fast import Workers, apply_in_parts
+
+    rng = np.random.RandomState(0)
+    theta = rng.normal(size=1001)
+    whole, parted = make_optimizer(), None
+    expected, state = theta.copy(), whole.init([theta])
+    actual = theta.copy()
+    with Workers(2) as workers:
+        parted = apply_in_parts([make_optimizer(), make_optimizer()], workers)
+        parted_state = parted.init([actual])
+        for _ in range(4):
+            g = rng.normal(size=theta.size)
+            state = whole.apply([expected], [g], state, 0.01)
+            parted_state = parted.apply([actual], [g], parted_state, 0.01)
+    np.testing.assert_array_equal(actual, expected)
+    assert type(parted_state) is type(state)
+    for field, value in zip(parted_state, state):  # whole arrays, counters advanced
+        if isinstance(value, tuple):
+            for a, b in zip(field, value):
+                assert a.shape == b.shape
+                np.testing.assert_array_equal(a, b)
+        else:
+            assert field == value
+
+
+def test_one_thread_needs_no_wrapper():
+    from skbackprop._fast import Workers, apply_in_parts
+
+    optimizer = sgd()
+    with Workers(1) as workers:
+        assert apply_in_parts([optimizer], workers) is optimizer
+
+
+# ---------------------------------------------------- training on two threads
+
+WIDE = dict(hidden_layer_sizes=(64, 64), batch_size=1000, max_iter=4, tol=0.0,
+            n_iter_no_change=10, random_state=0)
+
+
+@pytest.fixture
+def wide_data():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=2500, n_features=40, n_informative=20, n_classes=4,
+                               random_state=0)
+    return X, y
+
+
+def fit_with_threads(monkeypatch, n_threads, params, X, y):
+    from skbackprop import BackpropMLPClassifier
+    from skbackprop import _fast
+
+    monkeypatch.setattr(_fast, "_blas_thread_limit", lambda: n_threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return BackpropMLPClassifier(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_two_threads_train_exactly_as_one(monkeypatch, wide_data, solver):
+    """Large steps run as two shards; whether one thread or two compute them,
+    the numbers are the same, bit for bit."""
+    from skbackprop._fast import thread_plan
+
+    X, y = wide_data
+    assert thread_plan([40, 64, 64, 4], 1000, available=2).n_shards == 2
+    one = fit_with_threads(monkeypatch, 1, {**WIDE, "solver": solver}, X, y)
+    two = fit_with_threads(monkeypatch, 2, {**WIDE, "solver": solver}, X, y)
+    assert one.loss_curve_ == two.loss_curve_
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_shards_train_as_one_batch_would(monkeypatch, wide_data, solver):
+    """Cutting steps into shards changes only the order of the sums."""
+    from skbackprop import _fast
+
+    X, y = wide_data
+    two = fit_with_threads(monkeypatch, 2, {**WIDE, "solver": solver}, X, y)
+    monkeypatch.setattr(_fast, "SHARD_WORK", np.inf)
+    assert _fast.thread_plan([40, 64, 64, 4], 1000).n_shards == 1
+    one = fit_with_threads(monkeypatch, 2, {**WIDE, "solver": solver}, X, y)
+    assert_allclose(two.loss_curve_, one.loss_curve_, rtol=1e-10)
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        assert_allclose(b, a, rtol=1e-8, atol=1e-12)
+
+
+def test_an_interrupt_while_two_threads_train_keeps_the_best_epoch(monkeypatch, wide_data):
+    from skbackprop import BackpropMLPClassifier
+    from skbackprop import _fast
+
+    X, y = wide_data
+    params = {**WIDE, "max_iter": 50}
+    real_block, calls = _fast.FusedObjective._block, {"n": 0}
+
+    def block(self, shard, *args):
+        if shard is self.shards[0]:  # the calling thread's shard, while the worker runs
+            calls["n"] += 1
+            if calls["n"] == 3 * 5 + 2:  # 3 steps per epoch: in epoch 6
+                raise KeyboardInterrupt
+        return real_block(self, shard, *args)
+
+    monkeypatch.setattr(_fast, "_blas_thread_limit", lambda: 2)
+    monkeypatch.setattr(_fast.FusedObjective, "_block", block)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf = BackpropMLPClassifier(**params).fit(X, y)
+    monkeypatch.setattr(_fast.FusedObjective, "_block", real_block)
+    assert clf.n_iter_ == 5
+    best_epoch = int(np.argmin(clf.loss_curve_)) + 1
+    reference = fit_with_threads(monkeypatch, 2, {**params, "max_iter": best_epoch}, X, y)
+    for a, b in zip(clf.coefs_ + clf.intercepts_, reference.coefs_ + reference.intercepts_):
+        np.testing.assert_array_equal(a, b)
