@@ -316,14 +316,19 @@ OUTPUT_LOSS_AND_DELTA = {"softmax": _softmax_loss_and_delta, "logistic": _logist
 
 
 class _Shard:
-    """One shard's own gradient vector and the buffers of its blocks."""
+    """One shard's own gradient vector and the buffers of its blocks.
 
-    def __init__(self, layer_sizes, dtype):
+    Memory is time here: every buffer a step touches competes for the
+    caches, so buffers are shared wherever their uses never overlap.
+    """
+
+    def __init__(self, layer_sizes, dtype, constants):
         self.gradient = np.empty(flat_layout(layer_sizes)[2], dtype=dtype)
         self.grad_coefs, self.grad_intercepts = flat_views(self.gradient, layer_sizes)
         self.partial_coefs = [np.empty_like(g) for g in self.grad_coefs]  # blocks after the first
         self.partial_intercepts = [np.empty_like(g) for g in self.grad_intercepts]
         self.layer_sizes, self.dtype = layer_sizes, dtype
+        self.constants = constants  # zeros and ones, read only: shared by all shards
         self.buffers = {}
 
     def buffers_for(self, rows):
@@ -331,17 +336,24 @@ class _Shard:
         if rows not in self.buffers:
             sizes = self.layer_sizes[1:]
             new = lambda *shape: np.empty(shape, dtype=self.dtype)  # noqa: E731
+            scratch = {size: new(rows, size) for size in set(sizes)}  # used a moment at a time
             self.buffers[rows] = {
                 "Z": [new(rows, size) for size in sizes],  # A[1..L-1], then the logits
                 "dA": [new(rows, size) for size in sizes[:-1]],
-                "scratch": [new(rows, size) for size in sizes],
-                "zeros": [np.zeros((rows, size), dtype=self.dtype) for size in sizes[:-1]],
+                "scratch": [scratch[size] for size in sizes],
+                "zeros": [self._constant(np.zeros, rows, size) for size in sizes[:-1]],
                 "column": new(rows),
                 "weights": new(rows),
-                "ones": np.ones(rows, dtype=self.dtype),  # sums over rows, as products
-                "output_ones": np.ones(sizes[-1], dtype=self.dtype),  # sums along a row
+                "ones": self._constant(np.ones, rows),  # sums over rows, as products
+                "output_ones": self._constant(np.ones, sizes[-1]),  # sums along a row
             }
         return self.buffers[rows]
+
+    def _constant(self, fill, *shape):
+        key = (fill.__name__, shape)
+        if key not in self.constants:
+            self.constants[key] = fill(shape, dtype=self.dtype)
+        return self.constants[key]
 
 
 class FusedObjective:
@@ -369,11 +381,15 @@ class FusedObjective:
         self.dtype = np.dtype(dtype)
         self.block_rows = BLOCK_ROWS if block_rows is None else block_rows
         self.workers = Workers(1) if workers is None else workers
-        self.shards = [_Shard(self.layer_sizes, self.dtype) for _ in range(n_shards)]
+        constants = {}
+        self.shards = [_Shard(self.layer_sizes, self.dtype, constants) for _ in range(n_shards)]
         self.gradient = self.shards[0].gradient
         self.n_weights = flat_layout(self.layer_sizes)[0][-1][1]
         self.parts = _even_parts(self.gradient.size, n_shards)  # of the vector, for the sum
-        self.penalty_scratch = np.empty(self.n_weights, dtype=self.dtype)
+        # scratch for the penalty's gradient: the last shard's gradient, once
+        # summed into the first, is free (one buffer less for the caches to hold)
+        self.penalty_scratch = (self.shards[-1].gradient[: self.n_weights] if n_shards > 1
+                                else np.empty(self.n_weights, dtype=self.dtype))
         self.views = (None, None)  # (theta, its coefs and intercepts), reused while theta is
 
     def __call__(self, params, X, Y, sample_weight):
