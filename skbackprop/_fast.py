@@ -107,7 +107,13 @@ class Workers:
         items = list(items)
         if self.pool is None or len(items) == 1:
             return [function(item) for item in items]
-        futures = [self.pool.submit(function, item) for item in items[1:]]
+        settings = np.geterr()  # the caller's np.errstate: each thread has its own
+
+        def job(item):
+            with np.errstate(**settings):
+                return function(item)
+
+        futures = [self.pool.submit(job, item) for item in items[1:]]
         try:
             first = function(items[0])
         finally:  # no job outlives the call: they write into shared arrays

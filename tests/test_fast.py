@@ -341,3 +341,24 @@ def test_an_interrupt_while_two_threads_train_keeps_the_best_epoch(monkeypatch, 
     reference = fit_with_threads(monkeypatch, 2, {**params, "max_iter": best_epoch}, X, y)
     for a, b in zip(clf.coefs_ + clf.intercepts_, reference.coefs_ + reference.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_workers_follow_the_callers_floating_point_error_settings():
+    """Training ignores exp overflow (a saturated sigmoid is exactly 0); the
+    workers must too, though NumPy keeps those settings per thread."""
+    from skbackprop._fast import Workers
+
+    X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "logistic", np.float64,
+                                                   n_samples=64)
+    coefs[0] *= 1e4  # pre-activations far below -709: exp(-z) overflows ...
+    X[:32] = 0  # ... in the second shard's rows only, which a worker computes
+    theta = flatten(coefs, intercepts, np.float64)
+    with Workers(2) as workers, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fused = FusedObjective(layer_sizes, "logistic", "softmax", 0.0, np.float64,
+                               n_shards=2, workers=workers)
+        with np.errstate(over="ignore"):
+            loss, (gradient,) = fused([theta], X, Y, None)
+        with pytest.raises(FloatingPointError), np.errstate(over="raise"):
+            fused([theta], X, Y, None)
+    assert np.isfinite(loss) and np.isfinite(gradient).all()
