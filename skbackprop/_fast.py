@@ -1,7 +1,7 @@
 """The fused training objective: ``_network.objective``, computed in place.
 
 This is the same mathematics as the reference functions in ``_network``
-(``forward``, ``backward``, ``objective``), line for line, with three
+(``forward``, ``backward``, ``objective``), line for line, with four
 changes that make training fast and nothing else:
 
 * all weights and biases live in one flat vector ``theta`` (weights first,
@@ -11,7 +11,11 @@ changes that make training fast and nothing else:
   once and reused by every minibatch (``out=`` and in-place ufuncs);
 * a large batch is processed in blocks of ``block_rows`` rows whose
   gradients are summed: skinny matrix products run faster on blocks that
-  fit in cache, and the activations of a full batch never exist at once.
+  fit in cache, and the activations of a full batch never exist at once;
+* a large step is cut into shards of rows computed at once on two threads
+  (``thread_plan``, ``Workers``), and the optimizer updates the vector in
+  parts on the same threads (``apply_in_parts``), so that the elementwise
+  work runs on both cores, not only the matrix products.
 
 ``tests/test_fast.py`` holds it equal to ``_network.objective``. Dense ``X``
 only; sparse data trains through the reference functions.
