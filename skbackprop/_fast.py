@@ -268,10 +268,6 @@ def predict_logits(X, coefs, intercepts, activation):
     return A
 
 
-# Sums along rows are products with a vector of ones (``ones``): BLAS computes
-# them 2-3x faster than ``np.add.reduce(..., axis=1)`` on narrow arrays.
-
-
 #: How far apart a block's logits may be for one shift to serve them all:
 #: exp(-spread) stays a normal number (exp underflows near -708 in float64,
 #: -87 in float32).
@@ -292,6 +288,11 @@ def _shift_logits(Z, column):
     else:
         np.maximum.reduce(Z, axis=1, out=column)
         Z -= column[:, None]
+
+
+# In the two output functions, sums along rows are products with ``ones`` (a
+# vector of ones): BLAS computes them 2-3x faster than ``np.add.reduce(...,
+# axis=1)`` on narrow arrays.
 
 
 def _softmax_loss_and_delta(Z, Y, column, scratch, ones):
