@@ -6,9 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import StandardScaler
 
 from skbackprop import BackpropMLPClassifier
 from helpers import quiet_fit
@@ -44,12 +42,6 @@ class Recorder:
 
     def epochs(self):
         return [e for e in self.events if e[0] == "end" and e[1] in ("epoch", "iteration")]
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 def test_every_epoch_is_a_leaf_subtask_of_the_fit_task(iris):
