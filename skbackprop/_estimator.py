@@ -38,7 +38,7 @@ from ._fast import (
 )
 from ._fast import predict_logits as fast_logits
 from ._losses import OUTPUTS
-from ._network import init_params, loss_from_logits, objective, predict_logits
+from ._network import init_params, loss_from_logits, objective
 from ._optimizers import adam, copy_state, sgd
 from ._training import MinibatchConfig, SolverState, train_lbfgs, train_minibatch
 
@@ -745,7 +745,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
         def validate(params):
             coefs, intercepts = flat_views(params[0], net.layer_sizes)
-            Z = predict_logits(X_val, coefs, intercepts, self.activation)
+            Z = fast_logits(X_val, coefs, intercepts, self.activation)
             P = _proba_from_logits(Z, net.output)
             predicted = (P > 0.5).astype(Y_val.dtype) if multilabel else P.argmax(axis=1)
             score = accuracy_score(truth, predicted, sample_weight=w_val)
@@ -797,7 +797,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         if self.solver == "lbfgs" or result.diverged or not self.loss_curve_:
             # the training objective of the weights returned
             with np.errstate(over="ignore", invalid="ignore"):
-                Z = predict_logits(X, coefs, intercepts, self.activation)
+                Z = fast_logits(X, coefs, intercepts, self.activation)
                 self.loss_ = loss_from_logits(Z, Y, coefs, output, self.alpha, weights)
         else:
             self.loss_ = self.loss_curve_[-1]

@@ -224,6 +224,41 @@ def test_prediction_logits_equal_the_reference(activation, dtype):
     assert fast_logits(X, coefs, intercepts, activation).dtype == dtype
 
 
+@pytest.mark.parametrize("activation", ["logistic", "relu"])
+@pytest.mark.parametrize("kind", ["dense", "csr", "csc"])
+@pytest.mark.parametrize("x_dtype", [np.float64, np.float32])
+def test_prediction_in_blocks_equals_the_reference(activation, kind, x_dtype):
+    from scipy import sparse
+
+    from skbackprop._fast import predict_logits as fast_logits
+    from skbackprop._network import predict_logits
+
+    X, _, _, coefs, intercepts = problem("softmax", 3, activation, np.float64)  # 37 rows
+    X = X.astype(x_dtype)
+    expected = predict_logits(X, coefs, intercepts, activation)
+    data = {"dense": X, "csr": sparse.csr_matrix(X), "csc": sparse.csc_matrix(X)}[kind]
+    for block_rows in (1, 8, 36, 37, 100):  # one row a block, a short last block, one block
+        logits = fast_logits(data, coefs, intercepts, activation, block_rows=block_rows)
+        assert logits.shape == (37, 3) and logits.dtype == np.float64  # float64 weights
+        assert_allclose(logits, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_the_estimator_predicts_many_rows_block_by_block_as_one():
+    from skbackprop import BackpropMLPClassifier
+    from skbackprop._fast import BLOCK_ROWS
+    from skbackprop._losses import OUTPUTS
+    from skbackprop._network import predict_logits
+
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(300, 5)), rng.randint(0, 3, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = BackpropMLPClassifier((7,), max_iter=5, random_state=0).fit(X, y)
+    X_many = rng.normal(size=(2 * BLOCK_ROWS + 5, 5))  # two full blocks and a short one
+    expected = OUTPUTS["softmax"](predict_logits(X_many, clf.coefs_, clf.intercepts_, "relu"))
+    assert_allclose(clf.predict_proba(X_many), expected, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("make_optimizer", [
     lambda: sgd(0.9, nesterov=False), lambda: sgd(0.9, nesterov=True), lambda: adam(),
 ], ids=["momentum", "nesterov", "adam"])
