@@ -35,8 +35,8 @@ from ._optimizers import state_slice
 
 #: Rows per block of a large batch (a full batch of gradient descent, say),
 #: and of a large prediction. On the benchmark machine 512 to 2048 were
-#: equally fast for training, a whole 15000-row batch 25% slower; 1024 was
-#: the fastest for predicting 10,000 rows.
+#: equally fast for training, a whole 15000-row batch 25% slower; for
+#: predicting 10,000 rows, 1024 was as fast as any size tried (512 to 4096).
 BLOCK_ROWS = 1024
 
 #: A step with at least this many multiply-adds (its rows times the weights
