@@ -264,15 +264,9 @@ def predict_logits(X, coefs, intercepts, activation, block_rows=None):
     nothing.
     """
     block_rows = BLOCK_ROWS if block_rows is None else block_rows
-    if X.shape[0] <= block_rows:
-        return _logits_of_block(X, coefs, intercepts, activation)
-    first = _logits_of_block(X[:block_rows], coefs, intercepts, activation)
-    logits = np.empty((X.shape[0], first.shape[1]), dtype=first.dtype)
-    logits[:block_rows] = first
-    for start in range(block_rows, X.shape[0], block_rows):
-        rows = slice(start, start + block_rows)
-        logits[rows] = _logits_of_block(X[rows], coefs, intercepts, activation)
-    return logits
+    blocks = [_logits_of_block(X[start : start + block_rows], coefs, intercepts, activation)
+              for start in range(0, X.shape[0], block_rows)]
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def _logits_of_block(X, coefs, intercepts, activation):
