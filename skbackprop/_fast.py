@@ -264,9 +264,12 @@ def predict_logits(X, coefs, intercepts, activation, block_rows=None):
     nothing.
     """
     block_rows = BLOCK_ROWS if block_rows is None else block_rows
-    blocks = [_logits_of_block(X[start : start + block_rows], coefs, intercepts, activation)
-              for start in range(0, X.shape[0], block_rows)]
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    if X.shape[0] <= block_rows:  # X itself, not a copy of a slice (sparse X); 0 rows too
+        return _logits_of_block(X, coefs, intercepts, activation)
+    return np.concatenate([
+        _logits_of_block(X[start : start + block_rows], coefs, intercepts, activation)
+        for start in range(0, X.shape[0], block_rows)
+    ])
 
 
 def _logits_of_block(X, coefs, intercepts, activation):
