@@ -54,7 +54,9 @@ Reference numbers measured in the same run
   A @ W, the backward dZ @ W.T except for the first layer, and A.T @ dZ), on
   preallocated random arrays with ``np.matmul(..., out=...)``, for all epochs.
   It is timed as a fourth "system" in the same rotation.  Ratio ``time/floor``
-  says how far a system is from doing nothing but those products.
+  says how far a system is from doing nothing but those products.  The table
+  gives the floor a row of its own: its GFLOP/s (with the systems' FLOP
+  count) and %peak say how close the products alone come to the GEMM peak.
 
 Output: a table on stdout, ``<out>/results-<dtype|all>.json`` with machine
 information and every raw timing, and a bar chart of the ratios
@@ -439,9 +441,11 @@ def summarise(times):
             "min": min(times), "max": max(times)}
 
 
-def add_ratios(systems, flops, peak, floor_median):
-    """Ratios to MLPClassifier and torch, GFLOP/s, %peak and time/floor."""
-    for stats in systems.values():
+def add_ratios(systems, flops, peak, floor):
+    """Ratios to MLPClassifier and torch, GFLOP/s, %peak and time/floor, for
+    every system and for the floor itself (whose GFLOP/s, counted with the
+    systems' FLOPs, says how close the products alone come to the peak)."""
+    for stats in [*systems.values(), floor]:
         m = stats["median"]
         for key, other in (("mlp", SKLEARN), ("torch", TORCH)):
             stats[f"ratio_{key}"] = m / systems[other]["median"] if other in systems else None
@@ -449,7 +453,7 @@ def add_ratios(systems, flops, peak, floor_median):
                                              if other in systems else None)
         stats["gflops"] = flops / m / 1e9
         stats["pct_peak"] = 100 * stats["gflops"] / peak
-        stats["ratio_floor"] = m / floor_median
+        stats["ratio_floor"] = m / floor["median"]
 
 
 def bench_training(config, dtype, data, systems, repeats):
@@ -482,7 +486,7 @@ def bench_training(config, dtype, data, systems, repeats):
                   f"{config.max_iter} epochs", flush=True)
     floor_stats = summarise(times[FLOOR])
     flops = 6 * n_train * sum(i * o for i, o in shapes) * config.max_iter
-    add_ratios(results, flops, peak["gflops_median"], floor_stats["median"])
+    add_ratios(results, flops, peak["gflops_median"], floor_stats)
     record = {
         "kind": "train", "config": config.name, "title": config.title, "dtype": dtype,
         "params": config.estimator_params(n_train), "n_train": n_train,
@@ -527,7 +531,7 @@ def bench_predict(pconfig, model_config, dtype, data, systems, models, repeats):
         results = {s.name: summarise(times[s.name]) for s in systems}
         floor_stats = summarise(times[FLOOR])
         flops = 2 * rows * sum(i * o for i, o in shapes)
-        add_ratios(results, flops, peak["gflops_median"], floor_stats["median"])
+        add_ratios(results, flops, peak["gflops_median"], floor_stats)
         print(f"  {pconfig.name} {dtype} {rows} row{'s' * (rows > 1)}: ours "
               f"{results[OURS]['median'] * 1e6:.1f} us/call", flush=True)
         records.append({
@@ -657,7 +661,7 @@ def is_noisy(stats):
 def table_rows(records):
     rows = []
     for rec in records:
-        for name, s in rec["systems"].items():
+        for name, s in [*rec["systems"].items(), (FLOOR, rec["gemm_floor"])]:
             accuracy = s.get("accuracy")
             rows.append((
                 rec["config"] + ("" if rec["kind"] == "predict" else f" {rec['title']}"),
