@@ -37,20 +37,25 @@ class Optimizer(NamedTuple):
     apply: Callable
 
 
+def _map_arrays(state, function):
+    """A state of the same kind with ``function`` applied to each of its
+    arrays (the fields that are tuples, one array per parameter array);
+    counters such as Adam's step are kept."""
+    return type(state)(*(
+        tuple(function(a) for a in field) if isinstance(field, tuple) else field
+        for field in state
+    ))
+
+
 def copy_state(state):
     """A copy of an optimizer state whose arrays ``apply`` may overwrite."""
-    return type(state)(*(
-        tuple(a.copy() for a in field) if isinstance(field, tuple) else field for field in state
-    ))
+    return _map_arrays(state, lambda a: a.copy())
 
 
 def state_slice(state, start, stop):
     """The state of the parameters ``[start:stop]`` of one flat vector:
     views of its arrays, so that ``apply`` on them updates the whole state."""
-    return type(state)(*(
-        tuple(a[start:stop] for a in field) if isinstance(field, tuple) else field
-        for field in state
-    ))
+    return _map_arrays(state, lambda a: a[start:stop])
 
 
 class _Scratch:
