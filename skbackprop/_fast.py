@@ -23,12 +23,13 @@ only; sparse data trains through the reference functions.
 
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import NamedTuple, Optional
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 from ._losses import LOSSES
 from ._optimizers import state_slice
@@ -89,13 +90,59 @@ def _blas_thread_limit():
     return max((lib["num_threads"] for lib in info), default=os.cpu_count() or 1)
 
 
+# BLAS's thread limit is one setting for the whole process, which fits
+# running at once in threads share: were each to set it and put back what it
+# found, one could put back a limit another had set, for good. So each open
+# block of ``training_threads`` (in any thread, nested or not) files a request
+# here; BLAS follows the smallest, and the last block to close puts back the
+# limits from before the first opened. The smallest, because fits that
+# overlap share the cores anyway, and so that the limit depends only on which
+# blocks are open, not on the order they opened or close in.
+_blas_lock = threading.Lock()
+_blas_requests = []  # plan.blas_threads of every open block (None asks nothing)
+_blas_before = None  # made as the first block opened: restores the limits it saw
+
+
 @contextmanager
 def training_threads(plan):
-    """Within the block, BLAS uses ``plan.blas_threads`` threads; yields the
+    """Within the block, BLAS uses ``plan.blas_threads`` threads (fewer while
+    a block open in another thread asks for fewer); yields the
     :class:`Workers` that run the shards."""
-    limit = _blas_libraries().limit(limits=plan.blas_threads)
-    with limit, Workers(plan.n_workers) as workers:
-        yield workers
+    _file_blas_request(plan.blas_threads)
+    try:
+        with Workers(plan.n_workers) as workers:
+            yield workers
+    finally:  # after an exception too
+        _withdraw_blas_request(plan.blas_threads)
+
+
+def _file_blas_request(n_threads):
+    global _blas_before
+    with _blas_lock:
+        if not _blas_requests:
+            _blas_before = _blas_libraries().limit(limits=None)  # remembers, sets nothing
+        _blas_requests.append(n_threads)
+        _apply_blas_requests()
+
+
+def _withdraw_blas_request(n_threads):
+    with _blas_lock:
+        _blas_requests.remove(n_threads)
+        _apply_blas_requests()
+
+
+def _apply_blas_requests():
+    wanted = [n for n in _blas_requests if n is not None]
+    if wanted:
+        _blas_libraries().limit(limits=min(wanted))
+    else:  # no block open, or none that asks
+        _blas_before.restore_original_limits()
+    # threadpoolctl 3.8 obeys, for OpenBLAS on pthreads, only the thread that
+    # set a limit first, until it lets go: let go, so that the next update may
+    # come from any thread (this does nothing if another thread holds control).
+    let_go = getattr(OpenBLASController, "clear_controlling_thread", None)  # 3.8 and later
+    if let_go is not None:
+        let_go()
 
 
 class Workers:

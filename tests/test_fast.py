@@ -397,3 +397,177 @@ def test_workers_follow_the_callers_floating_point_error_settings():
         with pytest.raises(FloatingPointError), np.errstate(over="raise"):
             fused([theta], X, Y, None)
     assert np.isfinite(loss) and np.isfinite(gradient).all()
+
+
+# ------------------------------------------- BLAS limits of fits run at once
+
+
+def _blas_limits():
+    from threadpoolctl import threadpool_info
+
+    return [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()
+            if lib["user_api"] == "blas"]
+
+
+@pytest.fixture
+def blas_limits():
+    """The BLAS thread limits before the test, put back after it whatever it
+    did; skips unless threadpoolctl sees a BLAS that takes limits of 1 and 2."""
+    from threadpoolctl import threadpool_limits
+
+    before = _blas_limits()
+    if not before:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    for n in (1, 2):
+        with threadpool_limits(limits=n, user_api="blas"):
+            if any(threads != n for _, threads in _blas_limits()):
+                pytest.skip(f"this BLAS does not take a limit of {n} threads")
+    with threadpool_limits(limits=None, user_api="blas"):  # sets nothing, restores on exit
+        yield before
+
+
+def _open_and_close_in_threads(requests, order):
+    """Open and close a ``training_threads`` block on a thread of its own for
+    each of ``requests`` (its plan's ``blas_threads``), in ``order`` (each
+    index twice: open, then close), one step at a time: the blocks overlap
+    exactly as ``order`` says, whatever the timing. Odd-numbered blocks close
+    on an exception. Returns, after each step, the requests of the blocks
+    open and the BLAS limits."""
+    import queue
+    import threading
+
+    from skbackprop._fast import ThreadPlan, training_threads
+
+    go_in = [threading.Event() for _ in requests]
+    go_out = [threading.Event() for _ in requests]
+    done = queue.Queue()
+
+    def run(k):
+        go_in[k].wait(timeout=60)
+        try:
+            with training_threads(ThreadPlan(1, 1, requests[k])):
+                done.put(k)
+                go_out[k].wait(timeout=60)
+                if k % 2:
+                    raise KeyError(k)
+        except KeyError:
+            pass
+        done.put(k)
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True)
+               for k in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    open_blocks, steps = set(), []
+    try:
+        for k in order:
+            if k in open_blocks:
+                open_blocks.remove(k)
+                go_out[k].set()
+            else:
+                open_blocks.add(k)
+                go_in[k].set()
+            assert done.get(timeout=60) == k  # the step is over
+            steps.append(([requests[j] for j in open_blocks], _blas_limits()))
+    finally:
+        for event in go_in + go_out:  # every thread finishes, even after a failure
+            event.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    return steps
+
+
+def _expected_limits(open_requests, before):
+    """The smallest request of the open blocks; with none, the limits from before."""
+    wanted = [n for n in open_requests if n is not None]
+    return [(path, min(wanted)) for path, _ in before] if wanted else before
+
+
+def test_blocks_that_overlap_without_nesting_put_the_blas_limits_back(blas_limits):
+    """The defect at its simplest: A (1 BLAS thread) opens, B (2) opens, A
+    closes, B closes. B used to put back the limit that A had set."""
+    steps = _open_and_close_in_threads([1, 2], [0, 1, 0, 1])
+    assert _blas_limits() == blas_limits
+    for open_requests, observed in steps:
+        assert observed == _expected_limits(open_requests, blas_limits)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_blocks_opened_and_closed_in_threads_in_any_order_put_the_blas_limits_back(
+        blas_limits, seed):
+    """Rounds of eight threads, whose plans ask for 1 or 2 BLAS threads or
+    leave BLAS as it is, open and close their blocks in an order drawn at
+    random. Once all are closed, the limits are those from before; meanwhile
+    BLAS follows the smallest request of the blocks open."""
+    rng = np.random.RandomState(seed)
+    requests = [1, 2, None, 1, 2, None, 2, 1]
+    for _ in range(5):
+        order = rng.permutation(np.repeat(np.arange(len(requests)), 2))
+        steps = _open_and_close_in_threads(requests, order)
+        assert _blas_limits() == blas_limits  # the defect: a lower limit stayed behind
+        for open_requests, observed in steps:
+            assert observed == _expected_limits(open_requests, blas_limits)
+
+
+def test_nested_blocks_and_an_exception_put_the_blas_limits_back(blas_limits):
+    from skbackprop._fast import ThreadPlan, training_threads
+
+    def limit():
+        return {threads for _, threads in _blas_limits()}
+
+    with pytest.raises(KeyError):
+        with training_threads(ThreadPlan(1, 1, 2)):
+            assert limit() == {2}
+            with training_threads(ThreadPlan(1, 1, 1)):
+                assert limit() == {1}
+            assert limit() == {2}
+            with training_threads(ThreadPlan(1, 1, None)):  # leaves BLAS as it is
+                assert limit() == {2}
+            raise KeyError
+    assert _blas_limits() == blas_limits
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fits_running_at_once_in_threads_put_the_blas_limits_back(blas_limits, monkeypatch):
+    """As ``GridSearchCV(n_jobs=2)`` on joblib's threading backend runs them:
+    that used to leave BLAS on one thread for the rest of the process."""
+    import threading
+    from contextlib import contextmanager
+
+    from sklearn.datasets import make_classification
+
+    from skbackprop import BackpropMLPClassifier, _estimator, _fast
+
+    n_threads, fits_per_thread = 4, 3
+    together = threading.Barrier(n_threads, timeout=60)
+    during = []
+
+    @contextmanager
+    def training_threads(plan):  # the fits of each round all train at once
+        with _fast.training_threads(plan) as workers:
+            together.wait()
+            during.append(_blas_limits())
+            yield workers
+
+    monkeypatch.setattr(_estimator, "training_threads", training_threads)
+    X, y = make_classification(n_samples=200, n_features=10, random_state=0)
+    fitted, errors = [], []
+
+    def fit(seed):
+        try:
+            for _ in range(fits_per_thread):
+                clf = BackpropMLPClassifier((8,), max_iter=5, random_state=seed).fit(X, y)
+                fitted.append(clf.n_iter_)
+        except BaseException as error:  # reported below; the others need not wait
+            errors.append(error)
+            together.abort()
+
+    threads = [threading.Thread(target=fit, args=(seed,)) for seed in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and fitted == [5] * (n_threads * fits_per_thread)
+    assert _blas_limits() == blas_limits
+    # small steps: every fit asked for one BLAS thread, and had it
+    assert all(limits == [(path, 1) for path, _ in blas_limits] for limits in during)
