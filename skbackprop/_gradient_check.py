@@ -1,6 +1,12 @@
 """Check the hand-derived gradients against finite differences."""
 
+from numbers import Real
+
 import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
+
+from ._estimator import BackpropMLPClassifier
 
 # Derivatives smaller than _FLOOR * max(1, |J|) are compared absolutely, not
 # relatively. In float64 with epsilon=1e-6, rounding alone moves the difference
@@ -37,7 +43,7 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     y : array-like of shape (n_samples,)
         Their labels.
     epsilon : float, default=1e-6
-        The finite-difference step.
+        The finite-difference step: a positive finite number.
     sample_weight : array-like of shape (n_samples,), default=None
         Sample weights of the objective, as in ``fit``; the estimator's
         ``class_weight`` applies as well.
@@ -48,6 +54,15 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
         The largest error over all weights and biases. Correct gradients give
         about 1e-5 or less (rounding in the finite differences sets that limit);
         a wrong formula gives errors of order 0.1 to 1.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not a :class:`BackpropMLPClassifier`.
+    sklearn.exceptions.NotFittedError
+        If ``estimator`` is not fitted yet.
+    ValueError
+        If ``epsilon`` is not a positive finite number.
 
     Notes
     -----
@@ -71,8 +86,19 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     >>> bool(check_gradients(clf, X, y) < 1e-4)
     True
     """
-    if not epsilon > 0:
-        raise ValueError(f"epsilon must be positive; got {epsilon!r}.")
+    # InvalidParameterError, as scikit-learn raises for its own functions'
+    # arguments, is both a TypeError and a ValueError.
+    if not isinstance(estimator, BackpropMLPClassifier):
+        raise InvalidParameterError(
+            "The 'estimator' parameter of check_gradients must be a fitted "
+            f"BackpropMLPClassifier. Got an instance of {type(estimator).__name__} instead."
+        )
+    check_is_fitted(estimator)
+    if isinstance(epsilon, bool) or not isinstance(epsilon, Real) or not 0 < epsilon < np.inf:
+        raise InvalidParameterError(
+            "The 'epsilon' parameter of check_gradients must be a positive finite "
+            f"number. Got {epsilon!r} instead."
+        )
     # float64 throughout, whatever the model's dtype: in float32 the rounding
     # of the finite differences would swamp any error in the formulas.
     loss_function = estimator._loss_function(X, y, sample_weight, dtype=np.float64)

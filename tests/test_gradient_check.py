@@ -3,7 +3,9 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.neural_network import MLPClassifier
+from sklearn.utils._param_validation import InvalidParameterError
 
 from skbackprop import BackpropMLPClassifier, check_gradients
 from skbackprop import _activations
@@ -81,3 +83,37 @@ def test_epsilon_must_be_positive(data):
     clf = fitted(X, y, hidden_layer_sizes=(2,))
     with pytest.raises(ValueError, match="epsilon"):
         check_gradients(clf, X, y, epsilon=0)
+
+
+@pytest.mark.parametrize("epsilon", [np.inf, -np.inf, np.nan, -1e-6, "a", "1e-6", None, True,
+                                     [1e-6]])
+def test_epsilon_must_be_a_positive_finite_number(data, epsilon):
+    """An infinite step used to give a meaningless error with RuntimeWarnings,
+    and a non-number a TypeError about ``>``."""
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(2,))
+    with pytest.raises(InvalidParameterError,
+                       match=r"'epsilon' parameter .* must be a positive finite number"):
+        check_gradients(clf, X, y, epsilon=epsilon)
+
+
+@pytest.mark.parametrize("epsilon", [1e-6, np.float32(1e-3), 1])
+def test_epsilon_may_be_any_positive_real_number(data, epsilon):
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(2,), activation="tanh")
+    assert np.isfinite(check_gradients(clf, X, y, epsilon=epsilon))
+
+
+@pytest.mark.parametrize("make_estimator", [
+    lambda X, y: MLPClassifier((2,), max_iter=3, random_state=0).fit(X, y),
+    lambda X, y: None,
+], ids=["MLPClassifier", "None"])
+def test_needs_a_backprop_classifier(data, make_estimator):
+    """scikit-learn's own MLPClassifier used to fail with ``AttributeError:
+    _loss_function``."""
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = make_estimator(X, y)
+    with pytest.raises(TypeError, match="must be a fitted BackpropMLPClassifier"):
+        check_gradients(estimator, X, y)
