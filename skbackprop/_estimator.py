@@ -12,6 +12,7 @@ from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
@@ -20,7 +21,8 @@ from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from scipy import sparse
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -191,7 +193,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         Maximum number of evaluations of the objective by ``"lbfgs"``.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplying the sample weights: a dict
-        ``{label: weight}`` (missing labels weigh 1), or ``"balanced"`` for
+        ``{label: weight}`` whose labels are classes (classes it does not
+        name weigh 1), or ``"balanced"`` for
         ``n_samples / (n_classes * np.bincount(y))`` as in
         :func:`~sklearn.utils.class_weight.compute_class_weight`.
 
@@ -226,6 +229,11 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         otherwise.
     n_iter_ : int
         The number of epochs (or ``"lbfgs"`` iterations) the last call ran.
+    diverged_ : bool
+        Whether the divergence guard ended the last call: its training loss
+        exploded (or was not finite), and the weights of its best epoch, or
+        its starting weights, were restored. A ``ConvergenceWarning`` says
+        so too; this attribute lets a script or a search check it.
     t_ : int or float
         The number of training samples seen by the solver, over all calls,
         each counted by its weight (a float when there are sample weights).
@@ -360,9 +368,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels, of any type ``numpy.unique`` can sort (at least two
-            classes), or a 0/1 multilabel indicator matrix.
+        y : {array-like, sparse matrix} of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, of any one type that sorts (at least two classes),
+            or a 0/1 multilabel indicator matrix, dense or sparse (then
+            :meth:`predict` answers with a sparse matrix too).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights ``s_n`` of the samples in the objective
             (``S`` becomes their sum). Integer weights act like repeated rows,
@@ -376,8 +385,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            If the data, the labels or the weights are invalid, or if
-            ``warm_start`` is asked to continue with other classes or layer
+            If the data, the labels or the weights are invalid (weights
+            must have a positive sum ``S``, with ``S`` and ``1/S`` finite
+            in the data's dtype), or if ``warm_start`` is asked to continue
+            with other classes, another kind of target or other layer
             sizes. The estimator is then left exactly as it was.
 
         Examples
@@ -393,9 +404,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         (True, True)
         """
         warm = self.warm_start and hasattr(self, "coefs_")
+        sparse_labels = sparse.issparse(y)
         X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=not warm)
         classes = self._check_classes(y, warm)
         self._train(X, y, sample_weight, classes, warm=warm, incremental=False)
+        if not warm:  # predict answers multilabel y given sparse with a sparse matrix
+            self._sparse_labels = sparse_labels
         return self
 
     def __sklearn_tags__(self):
@@ -470,7 +484,16 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 f"y has {y.shape[1]} label columns, but classes has {len(classes)} entries; "
                 "for multilabel targets, classes must be np.arange(n_labels)."
             )
+        if not first:
+            self._check_kind_of_targets(y)
+        if len(classes) < 2 and not _is_multilabel(y):
+            raise ValueError(
+                f"classes has only one class ({classes.tolist()}); a classifier needs at "
+                "least two (a single 0 names the one column of a multilabel y)."
+            )
         self._train(X, y, sample_weight, classes, warm=not first, incremental=True)
+        if first:  # as MLPClassifier, whose labels are then set up from classes
+            self._sparse_labels = False
         return self
 
     def _partial_fit_classes(self, classes, first):
@@ -478,7 +501,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             raise ValueError("classes must be passed on the first call to partial_fit.")
         if classes is None:
             return self.classes_
-        classes = np.unique(np.asarray(classes))
+        classes = unique_labels(np.asarray(classes))
         if first:
             if len(classes) < 2 and not _is_multilabel_classes(classes):
                 raise ValueError(
@@ -498,6 +521,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             self, X, y, reset=reset, accept_sparse=["csr", "csc"],
             dtype=(np.float64, np.float32), multi_output=True,
         )
+        if sparse.issparse(y):  # a sparse multilabel indicator matrix: a few bytes a row
+            y = y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -507,28 +532,45 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 f"of type {type_of_target(y)!r}, which BackpropMLPClassifier does not support."
             )
         if sample_weight is not None:
+            # (their sum is checked with the class weights, by _combined_weights)
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
-            if not sample_weight.sum() > 0:
-                raise ValueError("sample_weight sums to zero: no sample would count.")
         return X, y, sample_weight
 
     def _check_classes(self, y, warm):
         """The sorted classes of ``y`` (the label columns ``0 .. L-1`` for a
         multilabel indicator matrix), checked for fit and for warm start."""
-        classes = np.arange(y.shape[1]) if _is_multilabel(y) else np.unique(y)
+        # unique_labels sorts the labels as MLPClassifier does (strings of an
+        # object array become a str array)
+        classes = np.arange(y.shape[1]) if _is_multilabel(y) else unique_labels(y)
         if len(classes) < 2 and not _is_multilabel(y):
             raise ValueError(
                 f"y contains only one class ({classes.tolist()[0]!r}); a classifier needs "
                 "samples of at least two classes."
             )
+        if warm:
+            self._check_kind_of_targets(y)
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError(
                 "warm_start=True can only continue training on the classes of the "
                 f"previous fit, {self.classes_.tolist()}; y has {classes.tolist()}."
             )
         return classes
+
+    def _check_kind_of_targets(self, y):
+        """Continuing training, or evaluating the objective, needs ``y`` of the
+        kind the model was fitted on: single labels, or a multilabel matrix."""
+        fitted_multilabel = (self.out_activation_ == "logistic"
+                             and self.n_outputs_ == len(self.classes_))
+        if _is_multilabel(y) != fitted_multilabel:
+            given, fitted = ("a multilabel indicator matrix", "single labels")
+            if fitted_multilabel:
+                given, fitted = fitted, given
+            raise ValueError(
+                f"y is {given}, but the model was fitted on {fitted}; fit a new model "
+                "(warm_start=False) to change the kind of targets."
+            )
 
     def _train(self, X, y, sample_weight, classes, *, warm, incremental):
         """The common recipe of ``fit`` and ``partial_fit``."""
@@ -537,7 +579,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         output = _output_activation(y, classes)
         Y = _targets(y, classes, X.dtype)
         layer_sizes = self._layer_sizes(X.shape[1], Y.shape[1])
-        weights = self._combined_weights(y, sample_weight, X.dtype)
+        weights = self._combined_weights(y, classes, sample_weight, X.dtype)
         rng = check_random_state(self.random_state)
         # Training works on one flat vector of all weights and biases, a copy
         # of the starting weights; coefs_ and intercepts_ become views of it.
@@ -572,16 +614,40 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 )
         return [n_features, *(int(size) for size in hidden), n_outputs]
 
-    def _combined_weights(self, y, sample_weight, dtype):
-        """``sample_weight`` times the weights of ``class_weight``; None if both are."""
+    def _combined_weights(self, y, classes, sample_weight, dtype):
+        """``sample_weight`` times the weights of ``class_weight``; None if both
+        are. Their sum ``S`` must be positive, and ``S`` and ``1/S`` finite."""
         if self.class_weight is None:
-            return sample_weight
-        weights = compute_sample_weight(self.class_weight, y).astype(dtype, copy=False)
-        if not (np.isfinite(weights).all() and (weights >= 0).all()):
-            raise ValueError(
-                f"class_weight must give finite, non-negative weights; got {self.class_weight!r}."
-            )
-        return weights if sample_weight is None else weights * sample_weight
+            weights = sample_weight
+        else:
+            weights = self._class_weights(y, classes).astype(dtype, copy=False)
+            if not (np.isfinite(weights).all() and (weights >= 0).all()):
+                raise ValueError(
+                    "class_weight must give finite, non-negative weights; got "
+                    f"{self.class_weight!r}."
+                )
+            weights = weights if sample_weight is None else weights * sample_weight
+        if weights is not None:
+            _check_total_weight(weights)
+        return weights
+
+    def _class_weights(self, y, classes):
+        """Each sample's weight from ``class_weight``. A dict is looked up over
+        all of ``classes``, so that a ``partial_fit`` chunk may lack some."""
+        if _is_multilabel(y):
+            return compute_sample_weight(self.class_weight, y)
+        if isinstance(self.class_weight, dict):
+            known = set(classes)
+            unknown = [label for label in self.class_weight if label not in known]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels that are not classes: {unknown}; the classes "
+                    f"are {classes.tolist()}."
+                )
+            per_class = np.array([self.class_weight.get(c, 1.0) for c in classes], dtype=float)
+        else:  # "balanced", from the labels of this fit
+            per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
+        return per_class[np.searchsorted(classes, y)]
 
     def _starting_weights(self, layer_sizes, warm, rng, dtype):
         """Fresh Glorot weights (of the data's dtype), or the current ones to
@@ -691,17 +757,21 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     def _solver_state(self, optimizer, params, warm, incremental):
         """Where minibatch training starts: ``partial_fit`` resumes the
-        optimizer of the previous call; ``fit`` starts a fresh one."""
-        previous = getattr(self, "_stochastic_state", None)
+        optimizer of the previous call; ``fit`` starts a fresh one, and with
+        ``warm_start`` keeps counting epochs without improvement where the
+        previous fit stopped, as ``MLPClassifier`` does."""
+        previous_state = getattr(self, "_stochastic_state", None)
         fresh_optimizer_state = optimizer.init(params)
-        if incremental and previous is not None:
-            if _same_layout(previous.optimizer_state, fresh_optimizer_state):
+        if incremental and previous_state is not None:
+            if _same_layout(previous_state.optimizer_state, fresh_optimizer_state):
                 # a copy: training overwrites the state's arrays, and a call that
                 # fails must leave the previous state as it was
-                return previous._replace(optimizer_state=copy_state(previous.optimizer_state))
+                return previous_state._replace(
+                    optimizer_state=copy_state(previous_state.optimizer_state)
+                )
             # the solver (or the layout of the state) changed since the last call:
             # keep all but the optimizer's memory
-            return previous._replace(optimizer_state=fresh_optimizer_state)
+            return previous_state._replace(optimizer_state=fresh_optimizer_state)
         if self.early_stopping:  # the best validation score so far
             previous = self.best_validation_score_ if warm else None
             best = -np.inf if previous is None else previous
@@ -709,7 +779,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             previous = self.best_loss_ if warm else None
             best = np.inf if previous is None else previous
         samples_seen = self.t_ if warm else 0
-        return SolverState(fresh_optimizer_state, self.learning_rate_init, 0, best, samples_seen)
+        count = previous_state.no_improvement if warm and previous_state is not None else 0
+        return SolverState(fresh_optimizer_state, self.learning_rate_init, count, best,
+                           samples_seen)
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -741,6 +813,13 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         )
         X_val, Y_val = X[validation_rows], Y[validation_rows]
         w_val = None if weights is None else weights[validation_rows]
+        for name, part in (("training", train_rows), ("validation", validation_rows)):
+            if weights is not None and not weights[part].sum() > 0:
+                raise ValueError(
+                    f"early_stopping split off {len(validation_rows)} validation rows, and the "
+                    f"{name} rows' weights sum to zero. Give weight to more samples, or set "
+                    "early_stopping=False."
+                )
         truth = Y_val if multilabel else _class_indices(Y_val)
 
         def validate(params):
@@ -773,6 +852,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         self.n_outputs_ = coefs[-1].shape[1]
         self.out_activation_ = output
         self.n_iter_ = len(result.loss_curve)
+        self.diverged_ = bool(result.diverged)
         self.loss_curve_ = self._continued("loss_curve_", result.loss_curve, warm)
         if self.solver == "lbfgs":
             epoch_weight = X.shape[0] if weights is None else float(weights.sum())
@@ -836,14 +916,17 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             )
         elif not (result.converged or result.stopped or incremental):  # max_iter ran out
             if self.solver == "lbfgs":
+                # the openings of MLPClassifier's messages, which warning filters match
                 message = (
-                    f"L-BFGS stopped before converging (max_iter={self.max_iter}, "
-                    f"max_fun={self.max_fun}). Increase them, or scale the data."
+                    f"lbfgs failed to converge after {len(result.loss_curve)} iteration(s) "
+                    f"(max_iter={self.max_iter}, max_fun={self.max_fun}). Increase them, "
+                    "or scale the data."
                 )
             else:
                 message = (
-                    f"Maximum iterations ({self.max_iter}) reached and the optimization "
-                    "hasn't converged yet. Increase max_iter, or the learning rate."
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                    "the optimization hasn't converged yet. Increase max_iter, or the "
+                    "learning rate."
                 )
             warnings.warn(message, ConvergenceWarning)
 
@@ -947,10 +1030,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
-            Labels from ``classes_``, in their original type; for multilabel
-            targets, the 0/1 indicator matrix of the labels whose probability
-            exceeds 1/2.
+        y_pred : {ndarray, sparse matrix} of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_``; for multilabel targets, the 0/1
+            indicator matrix of the labels whose probability exceeds 1/2
+            (a sparse matrix if ``fit`` was given a sparse ``y``).
 
         Examples
         --------
@@ -967,7 +1050,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         """
         proba = self.predict_proba(X)
         if self.out_activation_ == "logistic" and self.n_outputs_ > 1:  # multilabel
-            return (proba > 0.5).astype(int)
+            indicator = (proba > 0.5).astype(int)
+            return _sparse(indicator) if getattr(self, "_sparse_labels", False) else indicator
         return self.classes_[np.argmax(proba, axis=1)]
 
     # ------------------------------------------------------------ gradients
@@ -1029,8 +1113,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         X = X.astype(dtype, copy=False)
         if sample_weight is not None:
             sample_weight = sample_weight.astype(dtype, copy=False)
+        self._check_kind_of_targets(y)
         Y = _targets(y, self.classes_, dtype)
-        weights = self._combined_weights(y, sample_weight, dtype)
+        weights = self._combined_weights(y, self.classes_, sample_weight, dtype)
 
         def loss_function(coefs, intercepts):
             return objective(
@@ -1117,6 +1202,31 @@ def _one_hot(y, classes, dtype):
 def _class_indices(Y):
     """The index in ``classes_`` of each row of 0/1 targets made by :func:`_one_hot`."""
     return Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
+
+
+def _check_total_weight(weights):
+    """The objective divides by ``S``, the weights' sum, in their dtype."""
+    with np.errstate(over="ignore", divide="ignore"):
+        total = weights.sum()
+        inverse = weights.dtype.type(1) / total
+    if not total > 0:
+        raise ValueError(
+            "The sample weights (times the class weights) sum to zero: no sample would count."
+        )
+    if not (np.isfinite(total) and np.isfinite(inverse)):
+        raise ValueError(
+            f"The sample weights (times the class weights) sum to {float(total):g}, too large or "
+            f"too small to divide by in {weights.dtype}; rescale them (only their ratios "
+            "matter)."
+        )
+
+
+def _sparse(indicator):
+    """A CSR indicator matrix, of the sparse interface scikit-learn is set to
+    return (scipy's sparse matrices unless ``sparse_interface='sparray'``)."""
+    if get_config().get("sparse_interface") == "sparray":
+        return sparse.csr_array(indicator)
+    return sparse.csr_matrix(indicator)
 
 
 def _check_finite(values):

@@ -336,6 +336,8 @@ def train_minibatch(
     if validate is not None:
         restore_params(params, progress.best_params)
     restarted = outcome == "diverged" and progress.recover(objective, params, next_epoch)
+    if outcome == "diverged":  # the optimizer's memory (momentum, moments) exploded with
+        progress.optimizer_state = optimizer.init(params)  # the weights: forget it
     return progress.result(outcome, restarted)
 
 

@@ -391,6 +391,99 @@ def test_fit_rejects_bad_class_weight_values(data, weight, pattern):
     assert not hasattr(est, "coefs_")
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_weights_that_sum_to_zero_are_refused(data, solver):
+    """Class weights of zero zero every sample, even where sample_weight
+    does not: a ValueError, not a division by zero."""
+    X, y = data
+    est = small(solver=solver, class_weight={0: 0.0, 1: 0.0})
+    with pytest.raises(ValueError, match="sum to zero: no sample would count"):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")
+    est = small(solver=solver, class_weight={0: 0.0})
+    with pytest.raises(ValueError, match="sum to zero"):
+        est.fit(X, y, sample_weight=(y == 0).astype(float))
+
+
+def test_partial_fit_and_loss_gradient_refuse_weights_that_sum_to_zero(data, fitted):
+    X, y = data
+    with pytest.raises(ValueError, match="sum to zero"):
+        small(class_weight={0: 0.0, 1: 0.0}).partial_fit(X, y, classes=[0, 1])
+    zeroed = copy.deepcopy(fitted).set_params(class_weight={0: 0.0})
+    with pytest.raises(ValueError, match="sum to zero"):  # was a NaN loss and gradient
+        zeroed.loss_gradient(X[y == 0], y[y == 0])
+
+
+@pytest.mark.parametrize(
+    "dtype, weight",
+    [(np.float64, 1e308), (np.float32, 1e38), (np.float64, 1e-320)],
+    ids=["sum-overflows", "sum-overflows-float32", "inverse-overflows"],
+)
+def test_weights_whose_sum_cannot_be_divided_by_are_refused(data, dtype, weight):
+    """Each weight is finite, but their sum (or its inverse) is not in the
+    data's dtype: the objective would be 0, inf or NaN."""
+    X, y = data
+    est = small(solver="lbfgs")
+    with pytest.raises(ValueError, match="too large or too small to divide by"):
+        est.fit(X.astype(dtype), y, sample_weight=np.full(len(X), weight))
+    assert not hasattr(est, "coefs_")
+
+
+@pytest.mark.parametrize("weighted_row", ["training", "validation"])
+def test_early_stopping_refuses_a_split_without_weight(weighted_row):
+    """All the weight on one sample: one side of the split has none."""
+    X, y = make_data(n_samples=60)
+    est = small(early_stopping=True, validation_fraction=0.2)
+    rows = np.arange(60)
+    # find a row the split sends to the wanted side (the split is seeded by random_state)
+    from sklearn.model_selection import train_test_split
+    train_rows, validation_rows = train_test_split(
+        rows, test_size=0.2, random_state=np.random.RandomState(0), stratify=y)
+    row = (train_rows if weighted_row == "training" else validation_rows)[0]
+    sample_weight = (rows == row).astype(float)
+    other = "validation" if weighted_row == "training" else "training"
+    with pytest.raises(ValueError, match=f"the {other} rows' weights sum to zero"):
+        est.fit(X, y, sample_weight=sample_weight)
+    assert not hasattr(est, "coefs_")
+
+
+def test_partial_fit_refuses_a_single_class_for_single_labels(data):
+    X, _ = data
+    est = small()
+    with pytest.raises(ValueError, match="classes has only one class"):
+        est.partial_fit(X, np.zeros(len(X)), classes=[0])
+    assert not hasattr(est, "coefs_")
+
+
+def test_the_kind_of_targets_must_match_the_fitted_model(data, fitted):
+    """Single labels where the model was fitted on a multilabel matrix, or the
+    reverse, are refused with a message that says so (not a shape error)."""
+    X, y = data
+    indicator = np.column_stack([y, 1 - y])  # two label columns, like classes_ [0, 1]
+    with pytest.raises(ValueError, match="y is a multilabel indicator matrix, but the model "
+                                         "was fitted on single labels"):
+        fitted.loss_gradient(X, indicator)
+    warm = copy.deepcopy(fitted).set_params(warm_start=True)
+    with pytest.raises(ValueError, match="fitted on single labels"):
+        warm.fit(X, indicator)
+    with pytest.raises(ValueError, match="fitted on single labels"):
+        copy.deepcopy(fitted).partial_fit(X, indicator)
+    multilabel = quiet_fit(small(), X, indicator)
+    with pytest.raises(ValueError, match="y is single labels, but the model was fitted on "
+                                         "a multilabel indicator matrix"):
+        multilabel.loss_gradient(X, y)
+
+
+def test_class_weight_with_a_label_that_is_not_a_class_is_refused(data):
+    X, y = data
+    for class_weight in ({0: 2.0, 5: 3.0}, {0: 2.0, 1: 1.0, 5: 3.0}):
+        est = small(class_weight=class_weight)
+        with pytest.raises(ValueError, match=r"class_weight has labels that are not classes: "
+                                             r"\[5\]"):
+            est.fit(X, y)
+        assert not hasattr(est, "coefs_")
+
+
 # ------------------------------------------------------------ no silent NaN
 
 

@@ -79,6 +79,28 @@ def test_multilabel_partial_fit_and_early_stopping(multilabel):
     assert len(stopped.validation_scores_) == stopped.n_iter_
 
 
+@pytest.mark.parametrize("container", [sparse.csr_matrix, sparse.csr_array, sparse.csc_matrix])
+def test_sparse_multilabel_y_trains_as_dense_and_predicts_sparse(multilabel, container):
+    """A sparse indicator matrix (as from MultiLabelBinarizer(sparse_output=True))
+    trains exactly as the dense one; like MLPClassifier, predict then answers
+    with a sparse matrix."""
+    X, Y = multilabel
+    dense = quiet_fit(BackpropMLPClassifier((6,), max_iter=10, random_state=0), X, Y)
+    ours = quiet_fit(BackpropMLPClassifier((6,), max_iter=10, random_state=0), X, container(Y))
+    assert_same_weights(ours, dense, rtol=0)
+    assert ours.loss_ == dense.loss_
+    pred = ours.predict(X)
+    theirs = quiet_fit(MLPClassifier((6,), max_iter=10, random_state=0), X, container(Y))
+    assert sparse.issparse(pred) and type(pred) is type(theirs.predict(X))
+    assert_array_equal(pred.toarray(), dense.predict(X))
+    assert ours.score(X, container(Y)) == dense.score(X, Y)
+    lbfgs = quiet_fit(BackpropMLPClassifier((6,), solver="lbfgs", max_iter=10, random_state=0),
+                      X, container(Y))
+    lbfgs_dense = quiet_fit(BackpropMLPClassifier((6,), solver="lbfgs", max_iter=10,
+                                                  random_state=0), X, Y)
+    assert_same_weights(lbfgs, lbfgs_dense, rtol=0)
+
+
 def test_multiclass_multioutput_targets_are_refused(data):
     X, y = data
     with pytest.raises(ValueError, match="multilabel indicator matrix"):

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import (
     GridSearchCV,
@@ -50,6 +50,24 @@ def test_multiclass_attributes(iris):
     assert clf.loss_ == clf.loss_curve_[-1]
     assert clf.best_loss_ == min(clf.loss_curve_)
     assert clf.t_ == 20 * len(X)
+
+
+def test_object_and_pandas_string_labels_give_classes_of_mlpclassifier_dtype(iris):
+    """Strings in an object array (as pandas hands them over) are sorted into
+    a str array, as MLPClassifier does; predictions come out the same way."""
+    pd = pytest.importorskip("pandas")
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    for labels in (names.astype(object), pd.Series(names), pd.Series(names, dtype="category"),
+                   list(names)):
+        ours = quiet_fit(BackpropMLPClassifier((5,), max_iter=5, random_state=0), X, labels)
+        theirs = quiet_fit(MLPClassifier((5,), max_iter=5, random_state=0), X, labels)
+        assert ours.classes_.dtype == theirs.classes_.dtype
+        assert_array_equal(ours.classes_, theirs.classes_)
+        assert ours.predict(X).dtype == theirs.predict(X).dtype
+    partial = BackpropMLPClassifier((5,), random_state=0).partial_fit(
+        X, names.astype(object), classes=np.unique(names).astype(object))
+    assert partial.classes_.dtype.kind == "U"
 
 
 def test_binary_has_one_logistic_unit_and_string_labels_round_trip(iris):
@@ -159,9 +177,25 @@ def test_accuracy_matches_mlpclassifier_on_digits(digits_split):
 
 
 def test_convergence_warning_when_max_iter_ends_training(iris):
+    """The warnings open with MLPClassifier's words, so that filters and
+    ``pytest.warns(match=...)`` written for it keep matching."""
     X, y = iris
-    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
+    with pytest.warns(ConvergenceWarning, match=r"^Stochastic Optimizer: Maximum iterations "
+                                                r"\(3\) reached and the optimization hasn't "
+                                                r"converged yet"):
         BackpropMLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match=r"^lbfgs failed to converge after 3 "
+                                                r"iteration\(s\)"):
+        BackpropMLPClassifier((5,), solver="lbfgs", max_iter=3, random_state=0).fit(X, y)
+    for solver in ("adam", "lbfgs"):  # the same opening as MLPClassifier's own warning
+        with warnings.catch_warnings(record=True) as theirs:
+            warnings.simplefilter("always")
+            MLPClassifier((5,), solver=solver, max_iter=3, random_state=0).fit(X, y)
+        with warnings.catch_warnings(record=True) as ours:
+            warnings.simplefilter("always")
+            BackpropMLPClassifier((5,), solver=solver, max_iter=3, random_state=0).fit(X, y)
+        opening = str(theirs[0].message).split("(")[0]
+        assert str(ours[0].message).startswith(opening)
 
 
 def test_stops_when_loss_stops_improving(iris):
@@ -228,6 +262,28 @@ def test_warm_start_continues_from_current_weights(iris):
     # without warm_start, fit starts over
     cold = quiet_fit(BackpropMLPClassifier((5,), max_iter=4, random_state=0), X, y)
     assert cold.loss_curve_ == first_curve
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_warm_start_keeps_counting_epochs_without_improvement(early_stopping):
+    """As in MLPClassifier, a warm refit of a converged model goes on counting
+    where the last fit stopped: it stops again after an epoch or so, with the
+    same n_iter_ and loss curve as MLPClassifier's."""
+    # (two classes: with more, early stopping holds out other rows than MLPClassifier)
+    X, y = make_classification(n_samples=230, n_features=6, n_informative=4, n_classes=2,
+                               random_state=0)
+    params = dict(warm_start=True, max_iter=2000, learning_rate_init=0.01, random_state=0,
+                  early_stopping=early_stopping)
+    ours = quiet_fit(BackpropMLPClassifier(**params), X, y)
+    theirs = quiet_fit(MLPClassifier(**params), X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 2000  # converged
+    for _ in range(3):
+        quiet_fit(ours, X, y)
+        quiet_fit(theirs, X, y)
+        assert ours.n_iter_ == theirs.n_iter_
+    assert ours.n_iter_ <= 2
+    if not early_stopping:  # with it, MLPClassifier's weights drift (see docs/parity.rst)
+        assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
 
 
 def test_warm_start_rejects_other_classes_and_shapes_and_changes_nothing(iris):

@@ -297,7 +297,7 @@ def test_sample_weights_are_routed_through_a_pipeline(blobs):
 
 @pytest.mark.parametrize(
     "weights, message",
-    [(-np.ones(150), "(?i)negative"), (np.zeros(150), "non-zero|sums to zero"),
+    [(-np.ones(150), "(?i)negative"), (np.zeros(150), "non-zero|sum to zero"),
      (np.ones(3), "shape")],
 )
 def test_bad_sample_weights(iris, weights, message):
@@ -333,6 +333,22 @@ def test_dict_class_weight_multiplies_sample_weight(blobs):
     assert_same_weights(by_class, by_sample, rtol=1e-12)
 
 
+def test_partial_fit_chunks_may_lack_classes_named_in_class_weight(blobs):
+    """A dict is looked up over all the classes given to partial_fit: a chunk
+    without class 0 trains with the other classes' weights (1 if unnamed)."""
+    X, y = blobs
+    rest = y > 0
+    clf = BackpropMLPClassifier(class_weight={0: 5.0}, random_state=0)
+    clf.partial_fit(X[rest], y[rest], classes=[0, 1, 2])
+    plain = BackpropMLPClassifier(random_state=0).partial_fit(X[rest], y[rest],
+                                                              classes=[0, 1, 2])
+    assert_same_weights(clf, plain, rtol=1e-12)  # the chunk's classes all weigh 1
+    clf.partial_fit(X, y)
+    loss, *_ = clf.loss_gradient(X, y)
+    unweighted = clf.set_params(class_weight=None).loss_gradient(X, y, np.where(y == 0, 5.0, 1.0))
+    assert loss == pytest.approx(unweighted[0], rel=1e-12)
+
+
 def test_class_weight_shifts_predictions_towards_the_heavy_class(blobs):
     X, y = blobs
     plain = quiet_fit(BackpropMLPClassifier((5,), max_iter=100, random_state=0), X, y)
@@ -364,6 +380,7 @@ def test_divergence_is_caught_and_the_best_weights_kept(iris):
     with pytest.warns(ConvergenceWarning, match=r"learning_rate_init=10.0 is probably too large; "
                                                 r"try a smaller one, such as 1\b"):
         clf = BackpropMLPClassifier(**params).fit(X, y)
+    assert clf.diverged_ is True
     assert all(np.isfinite(p).all() for p in clf.coefs_ + clf.intercepts_)
     proba = clf.predict_proba(X)
     assert np.isfinite(proba).all()
@@ -389,6 +406,43 @@ def test_divergence_in_the_first_epoch_keeps_the_initial_weights(iris):
     for a, b in zip(clf.coefs_, start[0]):
         assert_array_equal(a, b)
     assert np.isfinite(clf.predict_proba(X)).all()
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_recovers_from_a_divergence_on_one_bad_chunk(solver):
+    """The guard restores the weights; the optimizer's memory, which exploded
+    with them, is forgotten, so that good chunks afterwards train normally."""
+    X, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    clf = BackpropMLPClassifier((10,), solver=solver, learning_rate_init=0.05, random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1])
+    assert clf.diverged_ is False
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        clf.partial_fit(X * 1e4, y)
+    assert clf.diverged_ is True
+    state = clf._stochastic_state.optimizer_state
+    for field in state:
+        if isinstance(field, tuple):
+            assert all(not a.any() for a in field)  # a fresh state: zero velocity / moments
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # no further divergence
+        for _ in range(20):
+            clf.partial_fit(X, y)
+    assert max(clf.loss_curve_[-20:]) < 1.0
+    assert clf.score(X, y) > 0.8
+    assert clf.diverged_ is False  # it tells of the last call
+
+
+def test_lbfgs_meeting_a_non_finite_loss_keeps_the_starting_weights(iris):
+    X, y = iris
+    clf = BackpropMLPClassifier((5,), solver="lbfgs", alpha=1e308, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="L-BFGS reached a non-finite loss"):
+        clf.fit(X, y)
+    assert clf.diverged_ is True
+    start = init_params([4, 5, 3], "relu", np.random.RandomState(0))
+    for a, b in zip(clf.coefs_ + clf.intercepts_, start[0] + start[1]):
+        assert_array_equal(a, b)
+    clf.set_params(alpha=1e-4).fit(X, y)
+    assert clf.diverged_ is False
 
 
 # ------------------------------------------------------- continuing training
