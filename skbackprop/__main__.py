@@ -17,7 +17,9 @@ Two commands work on your own data, a CSV file with a header line:
 
 Both read CSV files with pandas, imported only by them. Bad input ends the
 command with a one-line message on stderr and exit status 1 (2 for a bad
-command line, as argparse does).
+command line, as argparse does). So does a ``fit`` whose final fit, on all
+rows, diverges: it saves no model. Cross-validation fits that diverge are
+marked "(diverged)" and counted in a warning line.
 """
 
 import argparse
@@ -145,6 +147,10 @@ class ProgressScorer:
     its scorer once per (candidate, fold), right after the fit, in the thread
     that ran it; a lock keeps the count and the lines whole when two fits
     finish together.
+
+    The line of a fit that the divergence guard ended (``diverged_``) says
+    so, and ``diverged`` counts those fits by the values of the searched
+    parameters (a tuple of them as printed, in the order of ``grid``).
     """
 
     def __init__(self, n_fits, grid, out):
@@ -155,22 +161,32 @@ class ProgressScorer:
             for name, values in grid.items()
         }
         self.done = 0
+        self.diverged = {}
         self._lock = threading.Lock()
 
     def __call__(self, model, X, y):
         accuracy = model.score(X, y)
         clf = model[-1]
+        diverged = clf.diverged_
+        values = tuple(_format_value(getattr(clf, name)) for name in self.widths)
         settings = "".join(
-            f"  {name}={_format_value(getattr(clf, name)):<{width}}"
-            for name, width in self.widths.items()
+            f"  {name}={value:<{width}}"
+            for (name, width), value in zip(self.widths.items(), values)
         )
-        stopped = "" if clf.n_iter_ < clf.max_iter else "  (stopped at max_iter)"
+        if diverged:
+            note = "  (diverged)"
+        elif clf.n_iter_ >= clf.max_iter:
+            note = "  (stopped at max_iter)"
+        else:
+            note = ""
         with self._lock:
             self.done += 1
+            if diverged:
+                self.diverged[values] = self.diverged.get(values, 0) + 1
             say(
                 self.out,
                 f"{INDENT}fit {self.done:>{len(str(self.n_fits))}}/{self.n_fits}{settings}"
-                f"  epochs {clf.n_iter_:>3}  fold accuracy {accuracy:.4f}{stopped}",
+                f"  epochs {clf.n_iter_:>3}  fold accuracy {accuracy:.4f}{note}",
             )
         return accuracy
 
@@ -319,8 +335,8 @@ def run_demo(
     grid = ", ".join(f"{lr:g}" for lr in learning_rates)
     say(out, f"[2/4] Grid search of learning_rate_init over [{grid}]")
     say(out, f"{INDENT}{cv}-fold CV, {len(learning_rates) * cv} fits, {n_jobs} at a time")
-    # Fits that stop at max_iter are expected here, and their fit lines say so;
-    # every other warning still shows.
+    # Fits that stop at max_iter (or diverge) may happen in a search, and their
+    # fit lines say so; every other warning still shows.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         search = search_learning_rate(X_train, y_train, learning_rates, cv, n_jobs, params, out)
@@ -351,7 +367,7 @@ class CommandError(Exception):
     on one line of stderr and returns ``EXIT_ERROR``."""
 
 
-EXIT_ERROR = 1  #: unreadable, missing or unsuitable data or model
+EXIT_ERROR = 1  #: unreadable, missing or unsuitable data or model; a final fit that diverged
 EXIT_USAGE = 2  #: a bad command line (argparse exits with it)
 EXIT_INTERRUPTED = 130  #: Ctrl-C, as a shell reports SIGINT
 
@@ -579,20 +595,35 @@ def _parallel(n_jobs):
     return stack
 
 
-def format_grid_results(search, names):
-    """Table of a grid search: one row per combination, in grid order."""
+def format_grid_results(search, names, diverged=None):
+    """Table of a grid search: one row per combination, in grid order.
+
+    ``diverged`` counts the fits that diverged by combination (as
+    :attr:`ProgressScorer.diverged` does); when it holds any, a column
+    gives the count of each combination.
+    """
     results = search.cv_results_
     rows = [
-        [_format_value(params[f"mlp__{name}"]) for name in names]
-        + [f"{mean:.4f}", f"{std:.4f}", f"{rank}"]
-        for params, mean, std, rank in zip(
-            results["params"],
+        [*values, f"{mean:.4f}", f"{std:.4f}", f"{rank}"]
+        + ([f"{diverged.get(values, 0)}"] if diverged else [])
+        for values, mean, std, rank in zip(
+            _grid_settings(search, names),
             results["mean_test_score"],
             results["std_test_score"],
             results["rank_test_score"],
         )
     ]
-    return format_table([*names, "mean CV accuracy", "std", "rank"], rows)
+    headers = [*names, "mean CV accuracy", "std", "rank"] + (["diverged"] if diverged else [])
+    return format_table(headers, rows)
+
+
+def _grid_settings(search, names):
+    """The values of the searched parameters ``names`` of every combination,
+    as printed, in grid order: the keys of :attr:`ProgressScorer.diverged`."""
+    return [
+        tuple(_format_value(params[f"mlp__{name}"]) for name in names)
+        for params in search.cv_results_["params"]
+    ]
 
 
 def _stopped_note(clf):
@@ -601,15 +632,56 @@ def _stopped_note(clf):
     return ""
 
 
+#: At most this many combinations are named in the warning about diverged fits.
+MAX_NAMED = 3
+
+
+def _diverged_warning(scorer, cv, names=(), settings=()):
+    """The line telling how many of the scorer's fits diverged (None if none),
+    and, in a search, with which values of the searched ``names``, in the
+    order of ``settings`` (see :func:`_grid_settings`)."""
+    n_diverged = sum(scorer.diverged.values())
+    if not n_diverged:
+        return None
+    text = (
+        f"warning: {n_diverged} of {scorer.n_fits} fits diverged, and kept the weights of "
+        "their best epoch (or their starting weights)"
+    )
+    if names:
+        named = [
+            ", ".join(f"{name}={value}" for name, value in zip(names, values))
+            + f" in {count} of {cv} folds"
+            for values in settings
+            if (count := scorer.diverged.get(values))
+        ]
+        more = len(named) - MAX_NAMED
+        if more > 0:
+            named = named[:MAX_NAMED] + [
+                f"and {more} more combination{'s' if more > 1 else ''} (see the diverged column)"
+            ]
+        text += ": " + "; ".join(named)
+    return INDENT + text
+
+
 def run_fit(data, target, out_path, *, hidden=(100,), grid=None, cv=5, max_iter=200,
             n_jobs=1, out=None):
     """The ``fit`` command: cross-validate (or grid-search) a standardising
     pipeline on a CSV file, fit it on all rows and save it with joblib.
 
+    Fits that stop at max_iter, or that diverge, are marked on their
+    progress lines, instead of the estimator's ConvergenceWarnings; a line
+    counts the fits that diverged. Every other warning shows.
+
     Returns
     -------
     model : Pipeline
         The fitted pipeline that was saved.
+
+    Raises
+    ------
+    CommandError
+        Bad data, a fit the estimator rejects, or a final fit (on all rows)
+        that diverged: then no model is saved.
     """
     out = sys.stdout if out is None else out
     out_path = Path(out_path)
@@ -634,8 +706,8 @@ def run_fit(data, target, out_path, *, hidden=(100,), grid=None, cv=5, max_iter=
     say(out, f"Model: StandardScaler, then BackpropMLPClassifier(hidden_layer_sizes={hidden!r}, "
              f"max_iter={max_iter}, random_state=0)")
     try:
-        # The progress lines tell which fits stop at max_iter, instead of
-        # ConvergenceWarnings; every other warning still shows.
+        # The progress lines tell which fits stop at max_iter or diverge,
+        # instead of ConvergenceWarnings; every other warning still shows.
         with _parallel(n_jobs), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=ConvergenceWarning)
             if grid:
@@ -656,15 +728,32 @@ def run_fit(data, target, out_path, *, hidden=(100,), grid=None, cv=5, max_iter=
 
 def _cross_validate(model, X, y, cv, n_jobs, out):
     say(out, f"[1/3] {cv}-fold cross-validation")
+    scorer = ProgressScorer(cv, {}, out)
     scores = cross_validate(
-        model, X, y, cv=cv, scoring=ProgressScorer(cv, {}, out), n_jobs=n_jobs, error_score="raise"
+        model, X, y, cv=cv, scoring=scorer, n_jobs=n_jobs, error_score="raise"
     )["test_score"]
     say(out, f"{INDENT}CV accuracy: {scores.mean():.4f} +/- {scores.std():.4f} "
              f"(mean +/- std over {cv} folds)")
+    diverged = _diverged_warning(scorer, cv)
+    if diverged:
+        say(out, diverged)
     say(out, f"[2/3] Fit on all {len(X)} rows")
     model.fit(X, y)
-    say(out, f"{INDENT}{model[-1].n_iter_} epochs{_stopped_note(model[-1])}")
+    _final_fit_line(out, model[-1], INDENT, f"the final fit on all {len(X)} rows")
     return model
+
+
+def _final_fit_line(out, clf, start, what):
+    """Print the epochs of the final fit; fail if it diverged: its weights
+    are not the training asked for, and a script must not take them for it."""
+    note = " (diverged)" if clf.diverged_ else _stopped_note(clf)
+    say(out, f"{start}{clf.n_iter_} epochs{note}")
+    if clf.diverged_:
+        raise CommandError(
+            f"{what} diverged (its training loss exploded), so no model was saved. "
+            f"Try a smaller learning_rate_init than {clf.learning_rate_init:g}, or a "
+            "larger alpha."
+        )
 
 
 def _search(model, X, y, grid, cv, n_jobs, out):
@@ -674,24 +763,28 @@ def _search(model, X, y, grid, cv, n_jobs, out):
     combinations = "1 combination" if n_candidates == 1 else f"{n_candidates} combinations"
     say(out, f"[1/3] Grid search over {', '.join(names)}: {combinations}, "
              f"{cv}-fold CV, {n_fits} fits")
+    scorer = ProgressScorer(n_fits, grid, out)
     search = GridSearchCV(
         model,
         {f"mlp__{name}": values for name, values in grid.items()},
-        scoring=ProgressScorer(n_fits, grid, out),
+        scoring=scorer,
         cv=cv,
         n_jobs=n_jobs,
         error_score="raise",
     ).fit(X, y)
     say(out, "[2/3] Search results")
-    for line in format_grid_results(search, names):
+    for line in format_grid_results(search, names, scorer.diverged):
         say(out, INDENT + line)
+    diverged = _diverged_warning(scorer, cv, names, _grid_settings(search, names))
+    if diverged:
+        say(out, diverged)
     best = ", ".join(
         f"{name}={_format_value(search.best_params_[f'mlp__{name}'])}" for name in names
     )
     best_model = search.best_estimator_
     say(out, f"{INDENT}best: {best} (mean CV accuracy {search.best_score_:.4f})")
-    say(out, f"{INDENT}refit on all {len(X)} rows: {best_model[-1].n_iter_} epochs"
-             f"{_stopped_note(best_model[-1])}")
+    _final_fit_line(out, best_model[-1], f"{INDENT}refit on all {len(X)} rows: ",
+                    f"the refit of the best combination ({best}) on all {len(X)} rows")
     return best_model
 
 
@@ -827,8 +920,8 @@ def main(argv=None):
     """Entry point of ``python -m skbackprop``; returns the exit code.
 
     A bad command line exits (``SystemExit``) with ``EXIT_USAGE``, as
-    argparse does; bad data or a bad model file return ``EXIT_ERROR`` after
-    a one-line message on stderr.
+    argparse does; bad data, a bad model file or a final fit that diverged
+    return ``EXIT_ERROR`` after a one-line message on stderr.
     """
     args = build_parser().parse_args(argv)
     command = args.command or "demo"

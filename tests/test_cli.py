@@ -8,6 +8,7 @@ import io
 import re
 import subprocess
 import sys
+import threading
 import warnings
 
 import joblib
@@ -172,6 +173,103 @@ def test_fit_shows_other_warnings_on_one_line(tmp_path, capsys):
     assert warning_lines and all(line.startswith("warning: ") for line in warning_lines)
     assert "least populated class" in err
     assert "CV accuracy" in out
+
+
+# A learning rate of 1e300 makes every fit of the data diverge in epoch 2, and
+# alpha=1e308 makes L-BFGS meet a non-finite loss at once: the estimator
+# restores earlier weights and sets diverged_.
+DIVERGING_GRIDS = {
+    "adam": (["--grid", "learning_rate_init=1e300"], "learning_rate_init=1e+300", "1e+300"),
+    "lbfgs": (["--grid", "solver=lbfgs", "--grid", "alpha=1e308"], "solver=lbfgs, alpha=1e+308",
+              "0.001"),
+}
+
+
+@pytest.mark.parametrize("n_jobs", ["1", "2"])
+@pytest.mark.parametrize("solver", list(DIVERGING_GRIDS))
+def test_fit_fails_and_saves_nothing_when_the_refit_diverges(iris_csv, tmp_path, capsys,
+                                                             solver, n_jobs):
+    grid, best, rate = DIVERGING_GRIDS[solver]
+    model_path = tmp_path / "model.joblib"
+    model_path.write_bytes(b"an older model")
+    code, out, err = run(capsys, "fit", iris_csv, "--target", "species", *SMALL, *grid,
+                         "--n-jobs", n_jobs, "--out", model_path)
+    assert code == cli.EXIT_ERROR == 1
+    lines = fit_lines(out)
+    assert len(lines) == 3 and all(line[-1] == "(diverged)" for line in lines)
+    header = next(line for line in out.splitlines() if "mean CV accuracy" in line).split()
+    assert header[-1] == "diverged" and table_rows(out, 1)[0][-1] == "3"
+    assert (f"warning: 3 of 3 fits diverged, and kept the weights of their best epoch "
+            f"(or their starting weights): {best} in 3 of 3 folds") in out
+    assert re.search(r"refit on all 150 rows: \d+ epochs \(diverged\)\n", out), out
+    assert "Saved" not in out and "Done" not in out
+    assert err == (
+        f"python -m skbackprop fit: error: the refit of the best combination ({best}) on all "
+        f"150 rows diverged (its training loss exploded), so no model was saved. Try a "
+        f"smaller learning_rate_init than {rate}, or a larger alpha.\n"
+    )  # one line: the estimator's warnings are not shown besides
+    assert model_path.read_bytes() == b"an older model"  # left as it was
+
+
+def test_fit_fails_when_the_final_fit_without_a_grid_diverges(iris_csv, tmp_path, capsys,
+                                                               monkeypatch):
+    # fit has no option for the learning rate: give the pipeline a diverging one
+    make_model = cli.make_model
+    monkeypatch.setattr(
+        cli, "make_model", lambda clf: make_model(clf.set_params(learning_rate_init=1e300))
+    )
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(capsys, "fit", iris_csv, "--target", "species", *SMALL,
+                         "--out", model_path)
+    assert code == 1
+    assert [line[-1] for line in fit_lines(out)] == ["(diverged)"] * 3
+    assert ("      warning: 3 of 3 fits diverged, and kept the weights of their best epoch "
+            "(or their starting weights)\n") in out
+    assert "[2/3] Fit on all 150 rows\n      2 epochs (diverged)\n" in out
+    assert "Saved" not in out
+    assert err == (
+        "python -m skbackprop fit: error: the final fit on all 150 rows diverged (its "
+        "training loss exploded), so no model was saved. Try a smaller learning_rate_init "
+        "than 1e+300, or a larger alpha.\n"
+    )
+    assert not model_path.exists()
+
+
+def test_fit_reports_which_fits_of_a_search_diverged(iris, iris_csv, tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(
+        capsys, "fit", iris_csv, "--target", "species", *SMALL, "--n-jobs", "2",
+        "--grid", "learning_rate_init=1e300,3e-2", "--grid", "activation=relu,tanh",
+        "--out", model_path,
+    )
+    assert code == 0
+    assert err == ""  # neither the divergences nor the max_iter notes as raw warnings
+    for line in fit_lines(out):  # each of the 12 fits, in the order they finished
+        diverged = "learning_rate_init=1e+300" in line
+        assert (line[-1] == "(diverged)") == diverged, line
+        assert (line[-1] == "max_iter)") == (not diverged), line
+    header = next(line for line in out.splitlines() if "mean CV accuracy" in line).split()
+    assert header[-1] == "diverged"
+    assert [(row[0], row[1], row[-1]) for row in table_rows(out, 4)] == [
+        ("1e+300", "relu", "3"), ("0.03", "relu", "0"), ("1e+300", "tanh", "3"),
+        ("0.03", "tanh", "0"),
+    ]
+    assert (
+        "      warning: 6 of 12 fits diverged, and kept the weights of their best epoch (or "
+        "their starting weights): learning_rate_init=1e+300, activation=relu in 3 of 3 folds; "
+        "learning_rate_init=1e+300, activation=tanh in 3 of 3 folds\n"
+    ) in out
+    assert "best: learning_rate_init=0.03" in out
+    assert "refit on all 150 rows: 30 epochs (stopped at max_iter=30" in out
+    assert f"Saved the fitted pipeline to {model_path}" in out
+    assert joblib.load(model_path)[-1].learning_rate_init == 0.03
+
+
+def test_a_search_without_divergence_has_no_diverged_column(iris_csv, tmp_path, capsys):
+    code, out, err = run(capsys, "fit", iris_csv, "--target", "species", *SMALL,
+                         "--grid", "learning_rate_init=3e-2", "--out", tmp_path / "m.joblib")
+    assert code == 0 and err == ""
+    assert "diverged" not in out
 
 
 # -------------------------------------------------------------- predict

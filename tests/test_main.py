@@ -140,6 +140,19 @@ def test_only_convergence_warnings_are_silenced():
         warnings.warn("still shown outside the demo", ConvergenceWarning)
 
 
+def test_the_fit_lines_tell_which_fits_diverged():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # 1e300 makes both folds diverge; 0.03 stops them at max_iter
+        result, text = run_small(learning_rates=(1e300, 0.03))
+    assert not [w for w in caught if w.category is ConvergenceWarning]
+    fit_lines = [line for line in text.splitlines() if line.lstrip().startswith("fit ")]
+    assert len(fit_lines) == 4
+    for line in fit_lines:
+        assert line.endswith("(diverged)") == ("learning_rate_init=1e+300" in line), line
+    assert result.search.best_params_ == {"mlp__learning_rate_init": 0.03}
+
+
 def test_format_table_aligns_text_left_and_numbers_right():
     lines = cli.format_table(["name", "value"], [["a", "1.5"], ["long name", "10.25"]])
     assert lines == [
