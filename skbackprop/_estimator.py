@@ -276,6 +276,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     210
     """
 
+    #: The loss minimised, under the name of ``MLPClassifier``'s attribute
+    #: (which it sets in its constructor; it is no parameter of either).
+    loss = "log_loss"
+
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
@@ -811,6 +815,15 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             np.arange(X.shape[0]), test_size=self.validation_fraction, random_state=rng,
             stratify=None if multilabel else y,
         )
+        if not multilabel:  # stratified, but rounding can still leave a rare class out
+            missing = np.setdiff1d(np.unique(y), y[validation_rows])
+            if missing.size:
+                raise ValueError(
+                    f"early_stopping's validation part ({len(validation_rows)} of "
+                    f"{X.shape[0]} samples) holds no sample of the classes "
+                    f"{missing.tolist()}: too few of them to split. Increase "
+                    "validation_fraction, or set early_stopping=False."
+                )
         X_val, Y_val = X[validation_rows], Y[validation_rows]
         w_val = None if weights is None else weights[validation_rows]
         for name, part in (("training", train_rows), ("validation", validation_rows)):

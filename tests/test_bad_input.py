@@ -447,6 +447,17 @@ def test_early_stopping_refuses_a_split_without_weight(weighted_row):
     assert not hasattr(est, "coefs_")
 
 
+def test_early_stopping_refuses_a_validation_part_without_some_class():
+    """Enough held-out rows for the three classes, but the stratified split
+    rounds the two rare ones away: the score would watch class 0 alone."""
+    X = np.random.RandomState(0).normal(size=(100, 3))
+    y = np.r_[np.zeros(96), 1, 1, 2, 2].astype(int)
+    est = small(early_stopping=True, validation_fraction=0.03)
+    with pytest.raises(ValueError, match=re.escape("holds no sample of the classes [1, 2]")):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")
+
+
 def test_partial_fit_refuses_a_single_class_for_single_labels(data):
     X, _ = data
     est = small()

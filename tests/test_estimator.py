@@ -37,6 +37,23 @@ def fitted_state(clf):
 # ----------------------------------------------------------- fitted attributes
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_every_public_name_of_mlpclassifier_exists_here(iris, solver):
+    """Switching is a one-word change: every public attribute of a fitted
+    MLPClassifier (its parameters, ``loss`` and the fitted attributes) and
+    every public method or property is here too."""
+    X, y = iris
+    theirs = quiet_fit(MLPClassifier((5,), solver=solver, max_iter=5, random_state=0), X, y)
+    ours = quiet_fit(BackpropMLPClassifier((5,), solver=solver, max_iter=5, random_state=0),
+                     X, y)
+    names = {name for name in vars(theirs) if not name.startswith("_")}
+    assert "loss" in names and "coefs_" in names
+    assert sorted(name for name in names if not hasattr(ours, name)) == []
+    assert ours.loss == theirs.loss == "log_loss"
+    methods = {name for name in dir(MLPClassifier) if not name.startswith("_")}
+    assert sorted(methods - set(dir(BackpropMLPClassifier))) == []
+
+
 def test_multiclass_attributes(iris):
     X, y = iris
     clf = quiet_fit(BackpropMLPClassifier((7, 5), max_iter=20, random_state=0), X, y)
