@@ -93,6 +93,10 @@ class _CallbackHooks:
             **self.data,
         )
 
+    def close(self):
+        """End a subtask that never completed, as an empty task."""
+        self.subtask.call_on_fit_task_end(estimator=self.estimator)
+
 
 class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     """Multilayer perceptron classifier trained by hand-written backpropagation.

@@ -365,11 +365,17 @@ def train_lbfgs(
 
     ``max_iter`` bounds the iterations and ``max_fun`` the evaluations of the
     objective; ``tol`` is L-BFGS-B's ``gtol``. The loss after each iteration
-    is recorded, and ``hooks`` are called around each iteration as it
-    completes (a true ``hooks.end`` stops the optimiser).
+    is recorded, and ``hooks`` are called around each iteration: ``begin``
+    at its first evaluation of the objective, ``end`` when it completes (a
+    true ``hooks.end`` stops the optimiser), ``close`` for an iteration
+    that never completed.
     """
+    iteration_open = []  # [True] between an iteration's first evaluation and its end
 
     def fun(vector):
+        if hooks is not None and not iteration_open:
+            hooks.begin(len(losses))
+            iteration_open.append(True)
         loss, grads = objective(unpack(vector, params), X, Y, sample_weight)
         return loss, pack(grads)
 
@@ -384,7 +390,7 @@ def train_lbfgs(
         if verbose:
             print(f"Iteration {len(losses)}, loss = {losses[-1]:.8f}")
         if hooks is not None:
-            hooks.begin(len(losses) - 1)
+            iteration_open.clear()
             if hooks.end(len(losses) - 1, unpack(intermediate_result.x, params)):
                 stop_requested.append(True)
                 raise StopIteration  # scipy ends the optimisation after this iteration
@@ -399,6 +405,9 @@ def train_lbfgs(
         restore_params(params, unpack(best["x"], params))
         state = SolverState(None, None, 0, best["loss"], 0)
         return TrainingResult(losses, [], [], state, False, False, False, interrupted=True)
+    finally:
+        if iteration_open:  # evaluated, but stopped (max_fun, an interrupt) before its end
+            hooks.close()
     diverged = not (np.isfinite(result.fun) and np.isfinite(result.x).all())
     restore_params(params, unpack(start if diverged else result.x, params))
     state = SolverState(None, None, 0, min(losses, default=np.inf), 0)

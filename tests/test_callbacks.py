@@ -108,6 +108,55 @@ def test_lbfgs_iterations_are_subtasks(iris):
     assert {e[1] for e in recorder.epochs()} == {"iteration"}
 
 
+@pytest.mark.parametrize("interrupt_at", [None, 6])
+def test_an_lbfgs_iteration_begins_before_its_evaluations_and_every_begin_ends(
+        iris, monkeypatch, interrupt_at):
+    """An iteration's subtask is open while L-BFGS evaluates the objective for
+    it (as scikit-learn's own L-BFGS bridge does), not opened and closed after
+    the fact; one cut short (here by Ctrl-C in its evaluation) ends as an
+    empty task."""
+    X, y = iris
+    evaluations = []
+    make_objective = BackpropMLPClassifier._objective
+
+    def counting_objective(self, *args):
+        objective = make_objective(self, *args)
+
+        def counted(*a):
+            evaluations.append(1)
+            if len(evaluations) == interrupt_at:
+                raise KeyboardInterrupt
+            return objective(*a)
+
+        return counted
+
+    monkeypatch.setattr(BackpropMLPClassifier, "_objective", counting_objective)
+
+    class Count(Recorder):
+        def on_fit_task_begin(self, estimator, context, **kwargs):
+            self.events.append(("begin", context.task_name, len(evaluations)))
+
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, **kwargs):
+            self.events.append(("end", context.task_name, len(evaluations), fitted_estimator))
+
+    recorder = Count()
+    clf = BackpropMLPClassifier((4,), solver="lbfgs", max_iter=15, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter, or the interrupt's UserWarning
+        clf.set_callbacks(recorder).fit(X, y)
+    iterations = [e for e in recorder.events if e[1] == "iteration"]
+    begins, ends = iterations[0::2], iterations[1::2]
+    assert [e[0] for e in begins] == ["begin"] * len(begins)
+    assert [e[0] for e in ends] == ["end"] * len(begins)  # one end per begin, in turn
+    assert all(end[2] > begin[2] for begin, end in zip(begins, ends))  # evaluated in between
+    completed = [end for end in ends if end[3] is not None]
+    assert len(completed) == clf.n_iter_
+    if interrupt_at is None:
+        assert len(ends) == clf.n_iter_ == 15
+    else:  # the interrupted iteration ended, empty
+        assert len(ends) == clf.n_iter_ + 1 and ends[-1][3] is None
+
+
 def test_lbfgs_stops_on_request(iris):
     X, y = iris
     clf = BackpropMLPClassifier((4,), solver="lbfgs", max_iter=100, random_state=0)
