@@ -9,6 +9,7 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -171,15 +172,61 @@ def test_works_with_sklearn_mlpclassifier():
 def test_from_curves():
     display = LossCurveDisplay(
         [1.0, 0.6, 0.5, 0.45, 0.44],
-        validation_loss_curve=[0.9, 0.7, 0.65, 0.7],  # shorter, as after a divergence
-        validation_scores=[0.5, 0.9, 0.9, 0.8],
+        validation_loss_curve=[0.9, 0.7, 0.65, 0.7, 0.72],
+        validation_scores=[0.5, 0.9, 0.9, 0.8, 0.8],
         xlabel="step",
     ).plot()
     assert display.best_epoch == 2  # the first of equal best scores, as in training
-    np.testing.assert_array_equal(display.lines_["validation_loss"].get_xdata(), [1, 2, 3, 4])
+    np.testing.assert_array_equal(display.lines_["validation_loss"].get_xdata(), [1, 2, 3, 4, 5])
     np.testing.assert_array_equal(display.lines_["loss"].get_xdata(), [1, 2, 3, 4, 5])
     assert display.ax_.get_xlabel() == "step"
     assert legend_texts(display)[-1] == "best validation accuracy 0.9 (step 2)"
+
+
+def test_shorter_validation_curves_end_with_the_loss_curve():
+    # as after a warm start that switched early stopping on in epoch 3
+    display = LossCurveDisplay(
+        [1.0, 0.6, 0.5, 0.45, 0.44],
+        validation_loss_curve=[0.65, 0.7, 0.72],
+        validation_scores=[0.8, 0.9, 0.9],
+    ).plot()
+    for name in ["validation_loss", "validation_score"]:
+        np.testing.assert_array_equal(display.lines_[name].get_xdata(), [3, 4, 5])
+    assert display.best_epoch == 4
+    assert list(display.lines_["best_epoch"].get_xdata()) == [4, 4]
+    assert legend_texts(display)[-1] == "best validation accuracy 0.9 (epoch 4)"
+
+
+def test_diverged_curves_from_the_data():
+    # The guard stopped training in epoch 5, which it did not validate.
+    display = LossCurveDisplay(
+        [1.0, 0.6, 0.5, 0.45, 80.0],
+        validation_loss_curve=[0.9, 0.7, 0.65, 0.7],
+        validation_scores=[0.5, 0.9, 0.9, 0.8],
+        diverged=True,
+    ).plot()
+    np.testing.assert_array_equal(display.lines_["validation_loss"].get_xdata(), [1, 2, 3, 4])
+    np.testing.assert_array_equal(display.lines_["validation_score"].get_xdata(), [1, 2, 3, 4])
+    assert display.best_epoch is None and "best_epoch" not in display.lines_
+    assert list(display.lines_["diverged"].get_xdata()) == [5, 5]
+    assert legend_texts(display) == [
+        "training loss", "validation loss", "validation accuracy",
+        "diverged (epoch 5): earlier weights restored",
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(validation_scores=[0.5, 0.6, 0.7, 0.8]),
+         "validation_scores has 4 entries, but only 3"),
+        (dict(validation_loss_curve=[0.5, 0.6, 0.7], diverged=True),
+         r"validation_loss_curve has 3 entries, but only 2 .*\(the last one diverged\)"),
+    ],
+)
+def test_validation_curves_longer_than_the_validated_epochs(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LossCurveDisplay([1.0, 0.8, 0.7], **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -203,6 +250,18 @@ def test_bad_xlabel():
 
 
 @pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(diverged="yes"), "diverged must be a bool"),
+     (dict(name=3), "name must be a string or None")],
+)
+def test_bad_diverged_or_name(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        LossCurveDisplay([1.0, 0.5], **kwargs)
+    with pytest.raises(TypeError, match="name must be a string or None"):
+        LossCurveDisplay([1.0, 0.5]).plot(name=3)
+
+
+@pytest.mark.parametrize(
     "estimator",
     [BackpropMLPClassifier(), make_pipeline(StandardScaler(), BackpropMLPClassifier())],
     ids=["classifier", "pipeline"],
@@ -218,6 +277,19 @@ def test_estimator_without_loss_curve():
         LossCurveDisplay.from_estimator(clf)
 
 
+def test_sklearn_lbfgs_is_said_to_be_unsupported():
+    # scikit-learn's MLPClassifier records no loss_curve_ with L-BFGS: the
+    # message must not name 'lbfgs' among the solvers that work.
+    clf = fit(MLPClassifier(solver="lbfgs", max_iter=5, **SMALL))
+    with pytest.raises(TypeError) as error:
+        LossCurveDisplay.from_estimator(clf)
+    message = str(error.value)
+    assert message.startswith("MLPClassifier has no loss_curve_")
+    assert "'sgd' or 'adam' solver" in message
+    assert "with 'lbfgs', MLPClassifier records no loss_curve_" in message
+    assert "'sgd', 'adam' or 'lbfgs'" not in message
+
+
 def test_missing_matplotlib_says_how_to_install_it(plain, monkeypatch):
     # A None entry in sys.modules makes ``import`` fail as if it were not installed.
     for name in ["matplotlib", "matplotlib.pyplot", "matplotlib.ticker"]:
@@ -228,3 +300,174 @@ def test_missing_matplotlib_says_how_to_install_it(plain, monkeypatch):
             draw()
         assert "pip install 'skbackprop[plot]'" in str(error.value)
     assert not hasattr(display, "ax_")
+
+
+# ------------------------------------------------ several displays on one axes
+
+
+@pytest.fixture(scope="module")
+def early_fast():
+    """Like ``early``, ten times the learning rate."""
+    return fit(BackpropMLPClassifier(
+        max_iter=200, early_stopping=True, validation_fraction=0.3, n_iter_no_change=5,
+        **{**SMALL, "learning_rate_init": 0.1},
+    ))
+
+
+def legends(fig):
+    return [each.get_legend() for each in fig.axes if each.get_legend() is not None]
+
+
+def test_second_display_shares_the_accuracy_axis_and_the_legend(early, early_fast):
+    fig, ax = plt.subplots()
+    first = LossCurveDisplay.from_estimator(early, ax=ax)
+    second = LossCurveDisplay.from_estimator(early_fast, ax=ax)
+
+    # One twin axis, whose scale holds both accuracy curves.
+    assert len(fig.axes) == 2
+    assert second.ax2_ is first.ax2_
+    assert first.ax2_.get_ylim() == second.ax2_.get_ylim()
+    low, high = second.ax2_.get_ylim()
+    for clf in [early, early_fast]:
+        assert low <= min(clf.validation_scores_) and max(clf.validation_scores_) <= high
+    assert second.ax2_.get_lines() == [
+        first.lines_["validation_score"], first.lines_["best_epoch"],
+        second.lines_["validation_score"], second.lines_["best_epoch"],
+    ]
+
+    # One legend, of all eight lines, each display's prefixed by its rank.
+    assert legends(fig) == [second.legend_]
+    best = [clf.best_validation_score_ for clf in [early, early_fast]]
+    epochs = [first.best_epoch, second.best_epoch]
+    assert legend_texts(second) == [
+        text
+        for rank in [1, 2]
+        for text in [
+            f"#{rank}: training loss", f"#{rank}: validation loss",
+            f"#{rank}: validation accuracy",
+            f"#{rank}: best validation accuracy {best[rank - 1]:.4g} "
+            f"(epoch {epochs[rank - 1]})",
+        ]
+    ]
+
+    # Six curves in six colours; the best-epoch line in its accuracy's colour.
+    curves = ["loss", "validation_loss", "validation_score"]
+    colors = [to_hex(display.lines_[key].get_color())
+              for display in [first, second] for key in curves]
+    assert len(set(colors)) == 6
+    for display in [first, second]:
+        assert (to_hex(display.lines_["best_epoch"].get_color())
+                == to_hex(display.lines_["validation_score"].get_color()))
+
+
+def test_single_display_keeps_the_colours_it_had(early):
+    display = LossCurveDisplay.from_estimator(early)
+    for key, color in [("loss", "C0"), ("validation_loss", "C1"), ("validation_score", "C2")]:
+        assert to_hex(display.lines_[key].get_color()) == to_hex(color)
+    assert legend_texts(display)[0] == "training loss"  # alone on its axes: no prefix
+    assert display.legend_.axes is display.ax2_
+
+
+def test_second_display_without_validation(plain):
+    fig, ax = plt.subplots()
+    other = fit(BackpropMLPClassifier(max_iter=40, **{**SMALL, "learning_rate_init": 0.1}))
+    first = LossCurveDisplay.from_estimator(plain, ax=ax)
+    second = LossCurveDisplay.from_estimator(other, ax=ax)
+    assert fig.axes == [ax]  # no twin axis
+    assert legends(fig) == [second.legend_]
+    assert legend_texts(second) == ["#1: training loss", "#2: training loss"]
+    assert first.lines_["loss"].get_label() == "#1: training loss"
+    assert (to_hex(first.lines_["loss"].get_color())
+            != to_hex(second.lines_["loss"].get_color()))
+
+
+def test_validation_after_a_display_without(plain, early):
+    # The twin axis comes with the second display, and the legend moves onto it.
+    fig, ax = plt.subplots()
+    first = LossCurveDisplay.from_estimator(plain, ax=ax, name="plain")
+    second = LossCurveDisplay.from_estimator(early, ax=ax, name="early")
+    assert first.ax2_ is None and second.ax2_ is not None
+    assert len(fig.axes) == 2
+    assert legends(fig) == [second.legend_] and second.legend_.axes is second.ax2_
+    assert legend_texts(second)[:3] == [
+        "plain: training loss", "early: training loss", "early: validation loss",
+    ]
+    # and the other way round: a display without validation keeps the twin's legend
+    third = LossCurveDisplay.from_estimator(plain, ax=ax)
+    assert len(fig.axes) == 2 and legends(fig) == [third.legend_]
+    assert legend_texts(third)[-1] == "#3: training loss"
+
+
+def test_name_prefixes_the_labels(early):
+    display = LossCurveDisplay.from_estimator(early, name="lr=0.01")
+    assert [line.get_label() for line in display.lines_.values()] == legend_texts(display)
+    assert legend_texts(display)[:3] == [
+        "lr=0.01: training loss", "lr=0.01: validation loss", "lr=0.01: validation accuracy",
+    ]
+    assert display.name == "lr=0.01"
+    other = LossCurveDisplay(early.loss_curve_, name="a").plot(name="b")
+    assert legend_texts(other) == ["b: training loss"]
+
+
+def test_a_label_given_is_not_prefixed(plain):
+    fig, ax = plt.subplots()
+    LossCurveDisplay.from_estimator(plain, ax=ax)
+    second = LossCurveDisplay.from_estimator(plain, ax=ax, label="my run")
+    assert legend_texts(second) == ["#1: training loss", "my run"]
+
+
+def test_the_legend_lists_other_lines_on_the_axes(plain):
+    fig, ax = plt.subplots()
+    ax.axhline(0.5, label="target", color="k")
+    display = LossCurveDisplay.from_estimator(plain, ax=ax)
+    assert legend_texts(display) == ["training loss", "target"]
+
+
+# ------------------------------------------------- which epoch was kept
+
+
+def test_warm_start_that_switches_early_stopping_on():
+    clf = fit(BackpropMLPClassifier(max_iter=20, warm_start=True, **SMALL))
+    clf = fit(clf.set_params(early_stopping=True, validation_fraction=0.3, max_iter=200))
+    n, n_validated = len(clf.loss_curve_), len(clf.validation_scores_)
+    assert n == 20 + n_validated  # the test needs a curve that started later
+    display = LossCurveDisplay.from_estimator(clf)
+    validated = np.arange(21, n + 1)
+    np.testing.assert_array_equal(display.lines_["validation_score"].get_xdata(), validated)
+    np.testing.assert_array_equal(display.lines_["validation_loss"].get_xdata(), validated)
+    np.testing.assert_array_equal(display.lines_["loss"].get_xdata(), np.arange(1, n + 1))
+    best = display.best_epoch
+    assert best == 21 + int(np.argmax(clf.validation_scores_))
+    assert clf.validation_scores_[best - 21] == clf.best_validation_score_
+    assert list(display.lines_["best_epoch"].get_xdata()) == [best, best]
+    assert legend_texts(display)[-1].endswith(f"(epoch {best})")
+
+
+def test_divergence_that_restored_the_starting_weights():
+    with pytest.warns(ConvergenceWarning, match="The starting weights were restored"):
+        clf = BackpropMLPClassifier(
+            solver="sgd", early_stopping=True, **{**SMALL, "learning_rate_init": 5.0}
+        ).fit(X, y)
+    assert clf.diverged_
+    n = len(clf.loss_curve_)
+    assert len(clf.validation_scores_) == n - 1 > 0  # the diverged epoch is not validated
+    display = LossCurveDisplay.from_estimator(clf)
+    np.testing.assert_array_equal(display.lines_["validation_score"].get_xdata(),
+                                  np.arange(1, n))
+    # No epoch is claimed as kept: the dotted line marks the divergence instead.
+    assert display.best_epoch is None and "best_epoch" not in display.lines_
+    assert list(display.lines_["diverged"].get_xdata()) == [n, n]
+    assert not any("best validation accuracy" in text for text in legend_texts(display))
+    assert legend_texts(display)[-1] == f"diverged (epoch {n}): earlier weights restored"
+
+
+def test_divergence_in_the_first_epoch():
+    # The loss is NaN in epoch 1, which nothing validated.
+    with pytest.warns(ConvergenceWarning, match="Training diverged in epoch 1"):
+        clf = BackpropMLPClassifier(
+            solver="sgd", batch_size=10, early_stopping=True,
+            **{**SMALL, "learning_rate_init": 1e300},
+        ).fit(X, y)
+    assert clf.validation_scores_ == []
+    display = LossCurveDisplay.from_estimator(clf)
+    assert display.ax2_ is None and set(display.lines_) == {"loss", "diverged"}
