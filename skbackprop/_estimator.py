@@ -920,11 +920,14 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             )
         elif result.diverged:
             lr = self.learning_rate_init
-            restored = (
-                "The starting weights were restored (they fit better than those of the "
-                "best epoch, in which the explosion had begun)." if result.restarted
-                else "The weights of the best epoch were restored."
-            )
+            if result.unimproved:
+                restored = ("The starting weights were restored (no epoch before the "
+                            "explosion had improved the loss).")
+            elif result.restarted:
+                restored = ("The starting weights were restored (they fit better than those "
+                            "of the best epoch, in which the explosion had begun).")
+            else:
+                restored = "The weights of the best epoch were restored."
             warnings.warn(
                 f"Training diverged in epoch {len(result.loss_curve)}: the training loss "
                 f"reached {result.loss_curve[-1]:.3g}. {restored} learning_rate_init={lr} "

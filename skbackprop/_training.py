@@ -58,6 +58,7 @@ class TrainingResult(NamedTuple):
     stopped: bool  #: a callback asked to stop
     interrupted: bool = False  #: KeyboardInterrupt; the best parameters were restored
     restarted: bool = False  #: diverged, and the starting parameters beat the best
+    unimproved: bool = False  #: diverged before any epoch improved: the starting ones kept
     #: epoch's (saved as the explosion began): they were restored
 
 
@@ -251,6 +252,8 @@ class _Progress:
         they were saved at the end of that epoch, when the explosion may have
         begun. Keep whichever of them and the starting parameters has the
         lower training loss; return whether that is the starting ones."""
+        if self.best_params is self.start_params:  # no epoch improved: nothing to compare
+            return True
         best_epoch_loss, _ = run_epoch(objective, params, next_epoch())
         start_loss, _ = run_epoch(objective, self.start_params, next_epoch())
         if np.isfinite(best_epoch_loss) and best_epoch_loss <= start_loss:
@@ -267,6 +270,7 @@ class _Progress:
             converged=outcome == "converged", diverged=outcome == "diverged",
             stopped=outcome == "stopped", interrupted=outcome == "interrupted",
             restarted=restarted,
+            unimproved=outcome == "diverged" and self.best_params is self.start_params,
         )
 
 

@@ -400,7 +400,9 @@ def test_divergence_in_the_first_epoch_keeps_the_initial_weights(iris):
     X, y = iris
     clf = BackpropMLPClassifier((5,), solver="sgd", learning_rate_init=10.0, max_iter=5,
                                 batch_size=10, random_state=0)
-    with pytest.warns(ConvergenceWarning, match="diverged in epoch 1"):
+    with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 1: .* The starting weights "
+                                                r"were restored \(no epoch before the "
+                                                r"explosion had improved the loss\)"):
         clf.fit(X * 1e100, y)
     start = init_params([4, 5, 3], "relu", np.random.RandomState(0))
     for a, b in zip(clf.coefs_, start[0]):
