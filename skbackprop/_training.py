@@ -58,8 +58,8 @@ class TrainingResult(NamedTuple):
     stopped: bool  #: a callback asked to stop
     interrupted: bool = False  #: KeyboardInterrupt; the best parameters were restored
     restarted: bool = False  #: diverged, and the starting parameters beat the best
-    unimproved: bool = False  #: diverged before any epoch improved: the starting ones kept
     #: epoch's (saved as the explosion began): they were restored
+    unimproved: bool = False  #: diverged before any epoch improved: the starting ones kept
 
 
 # ------------------------------------------------------------------ epochs
@@ -247,12 +247,17 @@ class _Progress:
             print(f"{message} Stopping.")
         return "converged"
 
+    @property
+    def improved(self):
+        """Whether an epoch improved on the best so far (and saved its parameters)."""
+        return self.best_params is not self.start_params
+
     def recover(self, objective, params, next_epoch):
         """After a divergence, the best epoch's parameters are restored; but
         they were saved at the end of that epoch, when the explosion may have
         begun. Keep whichever of them and the starting parameters has the
         lower training loss; return whether that is the starting ones."""
-        if self.best_params is self.start_params:  # no epoch improved: nothing to compare
+        if not self.improved:  # the best parameters are the starting ones: nothing to compare
             return True
         best_epoch_loss, _ = run_epoch(objective, params, next_epoch())
         start_loss, _ = run_epoch(objective, self.start_params, next_epoch())
@@ -270,7 +275,7 @@ class _Progress:
             converged=outcome == "converged", diverged=outcome == "diverged",
             stopped=outcome == "stopped", interrupted=outcome == "interrupted",
             restarted=restarted,
-            unimproved=outcome == "diverged" and self.best_params is self.start_params,
+            unimproved=outcome == "diverged" and not self.improved,
         )
 
 
