@@ -19,7 +19,8 @@ Both read CSV files with pandas, imported only by them. Bad input ends the
 command with a one-line message on stderr and exit status 1 (2 for a bad
 command line, as argparse does). So does a ``fit`` whose final fit, on all
 rows, diverges: it saves no model. Cross-validation fits that diverge are
-marked "(diverged)" and counted in a warning line.
+marked "(diverged)" and counted in a warning line; of combinations of a
+search that tie, the one whose fits diverged least often is refit.
 """
 
 import argparse
@@ -620,10 +621,33 @@ def format_grid_results(search, names, diverged=None):
 def _grid_settings(search, names):
     """The values of the searched parameters ``names`` of every combination,
     as printed, in grid order: the keys of :attr:`ProgressScorer.diverged`."""
+    return _settings(search.cv_results_, names)
+
+
+def _settings(results, names):
     return [
         tuple(_format_value(params[f"mlp__{name}"]) for name in names)
-        for params in search.cv_results_["params"]
+        for params in results["params"]
     ]
+
+
+def _best_combination(scorer, names):
+    """The search's ``refit``: the index of the combination to refit.
+
+    GridSearchCV's own choice is the first of the best-ranked combinations.
+    Among tied combinations this takes the one whose cross-validation fits
+    diverged least often (as counted by ``scorer``), then the first: a tie
+    must not pick a learning rate that explodes when a safe one scores the
+    same.
+    """
+
+    def best_index(results):
+        ranks = results["rank_test_score"]
+        tied = np.flatnonzero(ranks == ranks.min())
+        settings = _settings(results, names)
+        return int(min(tied, key=lambda i: (scorer.diverged.get(settings[i], 0), i)))
+
+    return best_index
 
 
 def _stopped_note(clf):
@@ -771,6 +795,7 @@ def _search(model, X, y, grid, cv, n_jobs, out):
         cv=cv,
         n_jobs=n_jobs,
         error_score="raise",
+        refit=_best_combination(scorer, names),
     ).fit(X, y)
     say(out, "[2/3] Search results")
     for line in format_grid_results(search, names, scorer.diverged):
@@ -782,7 +807,13 @@ def _search(model, X, y, grid, cv, n_jobs, out):
         f"{name}={_format_value(search.best_params_[f'mlp__{name}'])}" for name in names
     )
     best_model = search.best_estimator_
-    say(out, f"{INDENT}best: {best} (mean CV accuracy {search.best_score_:.4f})")
+    results = search.cv_results_
+    ranks = results["rank_test_score"]
+    tied = int((ranks == ranks[search.best_index_]).sum()) - 1
+    tie = (f"; tied with {tied} other combination{'s' if tied > 1 else ''}: a tie goes to "
+           "the fewest diverged fits, then to grid order" if tied else "")
+    say(out, f"{INDENT}best: {best} (mean CV accuracy "
+             f"{results['mean_test_score'][search.best_index_]:.4f}{tie})")
     _final_fit_line(out, best_model[-1], f"{INDENT}refit on all {len(X)} rows: ",
                     f"the refit of the best combination ({best}) on all {len(X)} rows")
     return best_model

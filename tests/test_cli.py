@@ -265,6 +265,38 @@ def test_fit_reports_which_fits_of_a_search_diverged(iris, iris_csv, tmp_path, c
     assert joblib.load(model_path)[-1].learning_rate_init == 0.03
 
 
+@pytest.mark.parametrize("n_jobs", ["1", "2"])
+def test_a_tie_goes_to_the_combination_that_diverged_less(iris_csv, tmp_path, capsys,
+                                                           monkeypatch, n_jobs):
+    # every fit scores the same, so all three combinations tie; GridSearchCV
+    # alone would refit the first, whose learning rate explodes
+    monkeypatch.setattr(BackpropMLPClassifier, "score", lambda self, X, y: 0.5)
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(
+        capsys, "fit", iris_csv, "--target", "species", *SMALL, "--n-jobs", n_jobs,
+        "--grid", "learning_rate_init=1e300,3e-2,1e-2", "--out", model_path,
+    )
+    assert code == 0, err
+    assert [row[-2:] for row in table_rows(out, 3)] == [["1", "3"], ["1", "0"], ["1", "0"]]
+    assert ("best: learning_rate_init=0.03 (mean CV accuracy 0.5000; tied with 2 other "
+            "combinations: a tie goes to the fewest diverged fits, then to grid order)") in out
+    assert "refit on all 150 rows: 30 epochs (stopped at max_iter=30" in out
+    assert joblib.load(model_path)[-1].learning_rate_init == 0.03
+
+
+def test_best_combination_breaks_ties_by_divergence_then_grid_order():
+    scorer = cli.ProgressScorer(0, {}, io.StringIO())
+    scorer.diverged = {("1",): 2, ("2",): 1}
+    results = {"rank_test_score": np.array([1, 1, 3, 1]),
+               "params": [{"mlp__x": v} for v in ["1", "2", "3", "4"]]}
+    best = cli._best_combination(scorer, ["x"])
+    assert best(results) == 3  # the tied one that never diverged
+    scorer.diverged[("4",)] = 1
+    assert best(results) == 1  # fewer divergences than the first; first of the equals
+    results["rank_test_score"] = np.array([2, 3, 1, 4])
+    assert best(results) == 2  # no tie: the best rank, whatever diverged
+
+
 def test_a_search_without_divergence_has_no_diverged_column(iris_csv, tmp_path, capsys):
     code, out, err = run(capsys, "fit", iris_csv, "--target", "species", *SMALL,
                          "--grid", "learning_rate_init=3e-2", "--out", tmp_path / "m.joblib")
