@@ -1079,12 +1079,16 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     def loss_gradient(self, X, y, sample_weight=None):
         """The training objective at the current weights, and its gradient.
 
-        This is exactly what ``fit`` descends, evaluated on all of ``X``::
+        This is the objective ``fit`` descends, evaluated on all of ``X``::
 
             J = (1/S) sum_n s_n l_n + alpha / (2 S) sum_i ||coefs_[i]||_F^2
 
         with ``s_n`` the sample weight times the class weight of sample ``n``
-        and ``S`` their sum (the number of samples, without weights).
+        and ``S`` their sum (the number of samples, without weights). It is
+        computed by the readable reference functions of
+        ``skbackprop._network``; on dense data ``fit`` computes the same
+        numbers, to rounding, with fused in-place code, and
+        :func:`skbackprop.check_gradients` checks both.
 
         Parameters
         ----------
@@ -1123,10 +1127,15 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         """
         return self._loss_function(X, y, sample_weight)(self.coefs_, self.intercepts_)
 
-    def _loss_function(self, X, y, sample_weight=None, dtype=None):
+    def _loss_function(self, X, y, sample_weight=None, dtype=None, training_path=False):
         """``f(coefs, intercepts) -> (loss, coef_grads, intercept_grads)`` on
         the validated ``X``, ``y`` and weights: the objective at any weights.
-        ``dtype`` casts the data (the gradient check works in float64)."""
+        ``dtype`` casts the data (the gradient check works in float64).
+
+        By default ``f`` is the reference functions of ``_network``. With
+        ``training_path``, it is the code ``fit`` runs on this ``X``: the fused
+        objective of ``_fast`` for dense data (one shard), the reference for
+        sparse data."""
         check_is_fitted(self)
         X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=False)
         dtype = X.dtype if dtype is None else dtype
@@ -1143,7 +1152,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 weights,
             )
 
-        return loss_function
+        if not training_path or sparse.issparse(X):
+            return loss_function
+        layer_sizes = [W.shape[0] for W in self.coefs_] + [self.coefs_[-1].shape[1]]
+        fused = FusedObjective(layer_sizes, self.activation, self.out_activation_, self.alpha,
+                               dtype)
+
+        def fused_loss_function(coefs, intercepts):
+            loss, (gradient,) = fused([flatten(coefs, intercepts, dtype)], X, Y, weights)
+            coef_grads, intercept_grads = flat_views(gradient.copy(), layer_sizes)
+            return loss, coef_grads, intercept_grads
+
+        return fused_loss_function
 
 
 class _Net(NamedTuple):

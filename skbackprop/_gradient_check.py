@@ -17,12 +17,17 @@ _FLOOR = 1e-5
 def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     """Compare a fitted estimator's gradients with central finite differences.
 
-    For every weight and bias ``w``, the analytic derivative from
-    :meth:`BackpropMLPClassifier.loss_gradient` is compared with::
+    For every weight and bias ``w``, the analytic derivative is compared
+    with::
 
         (J(w + epsilon) - J(w - epsilon)) / (2 epsilon)
 
-    the other parameters held fixed. The error of each parameter is
+    the other parameters held fixed, where ``J`` is the objective of
+    :meth:`BackpropMLPClassifier.loss_gradient`. Two analytic derivatives
+    are compared: the reference one that ``loss_gradient`` returns (the
+    readable functions of ``skbackprop._network``), and the one ``fit``
+    computes on this ``X`` (on dense data, the fused in-place code of
+    ``skbackprop._fast``). A slip in either code shows. The error of each parameter is
     ``|a - n| / max(|a| + |n|, 1e-5 * max(1, |J|))``: relative where the
     derivatives are large enough for finite differences to resolve, and
     absolute (scaled) below that, where rounding in ``J`` would swamp a
@@ -51,9 +56,13 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     Returns
     -------
     max_error : float
-        The largest error over all weights and biases. Correct gradients give
-        about 1e-5 or less (rounding in the finite differences sets that limit);
-        a wrong formula gives errors of order 0.1 to 1.
+        The largest error over all weights and biases, and over both analytic
+        gradients. Correct gradients give about 1e-5 or less (rounding in the
+        finite differences sets that limit). A wrong formula usually gives
+        errors of order 0.1 to 1, but a wrong term that is small beside the
+        others gives a small error: check with a large ``alpha`` (say 1) on
+        a few rows, so that the penalty's gradient counts as much as the
+        data's.
 
     Raises
     ------
@@ -102,13 +111,16 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     # float64 throughout, whatever the model's dtype: in float32 the rounding
     # of the finite differences would swamp any error in the formulas.
     loss_function = estimator._loss_function(X, y, sample_weight, dtype=np.float64)
+    training_function = estimator._loss_function(X, y, sample_weight, dtype=np.float64,
+                                                 training_path=True)
     coefs = [W.astype(np.float64) for W in estimator.coefs_]
     intercepts = [b.astype(np.float64) for b in estimator.intercepts_]
-    loss, coef_grads, intercept_grads = loss_function(coefs, intercepts)
+    loss, *reference_grads = loss_function(coefs, intercepts)
+    _, *training_grads = training_function(coefs, intercepts)  # what fit descends
     floor = _FLOOR * max(1.0, abs(loss))
     worst = 0.0
-    for params, grads in ((coefs, coef_grads), (intercepts, intercept_grads)):
-        for p, g in zip(params, grads):
+    for params, reference, training in zip((coefs, intercepts), reference_grads, training_grads):
+        for p, *analytic in zip(params, reference, training):
             numeric = np.empty_like(p)
             for index in np.ndindex(p.shape):
                 saved = p[index]
@@ -118,6 +130,7 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
                 loss_minus = loss_function(coefs, intercepts)[0]
                 p[index] = saved
                 numeric[index] = (loss_plus - loss_minus) / (2 * epsilon)
-            error = np.abs(g - numeric) / np.maximum(np.abs(g) + np.abs(numeric), floor)
-            worst = max(worst, float(error.max()))
+            for g in analytic:  # the reference gradient, then training's own
+                error = np.abs(g - numeric) / np.maximum(np.abs(g) + np.abs(numeric), floor)
+                worst = max(worst, float(error.max()))
     return worst

@@ -2,13 +2,14 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skbackprop import BackpropMLPClassifier, check_gradients
-from skbackprop import _activations
+from skbackprop import _activations, _fast
 
 
 def fitted(X, y, **params):
@@ -45,6 +46,36 @@ def test_a_wrong_derivative_is_caught(data, monkeypatch):
     clf = fitted(X, y, hidden_layer_sizes=(4,), activation="tanh")
     monkeypatch.setitem(_activations.DERIVATIVES, "tanh", lambda A: 1 - A)  # not 1 - A**2
     assert check_gradients(clf, X, y) > 1e-2
+
+
+def test_a_wrong_derivative_in_the_training_code_is_caught(data, monkeypatch):
+    """fit runs the fused code of _fast on dense data, not the reference: a
+    slip there must show too (it used to pass with an error of 3e-7)."""
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(4,), activation="tanh")
+    assert check_gradients(clf, X, y) < 1e-4
+
+    def wrong_tanh_times(dA, A, scratch, zero):
+        np.subtract(1, A, out=scratch)  # 1 - A, not 1 - A**2
+        dA *= scratch
+
+    monkeypatch.setitem(_fast.IN_PLACE_DERIVATIVES, "tanh", wrong_tanh_times)
+    assert check_gradients(clf, X, y) > 1e-2
+
+
+def test_a_wrong_activation_in_the_training_code_is_caught(data, monkeypatch):
+    """The fused gradient of another function than the objective's."""
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(4,), activation="tanh")
+    monkeypatch.setitem(_fast.IN_PLACE_ACTIVATIONS, "tanh",
+                        lambda Z, zero: np.multiply(Z, 0.5, out=Z))  # not tanh
+    assert check_gradients(clf, X, y) > 1e-2
+
+
+def test_sparse_data_trains_and_is_checked_through_the_reference(data):
+    X, y = data
+    clf = fitted(X, y, hidden_layer_sizes=(4,), activation="tanh", alpha=0.1)
+    assert check_gradients(clf, sparse.csr_matrix(X), y) < 1e-4
 
 
 def test_a_missing_penalty_gradient_is_caught(data, monkeypatch):
