@@ -71,7 +71,9 @@ def backward(activations, dZ, coefs, activation):
     The loop is the delta recursion: the error at layer ``i`` is the error at
     the layer to its right, sent back through ``W[i]`` and scaled by the
     activation's derivative. With one hidden layer (``W, b`` then ``V, c``)
-    and ``dZ = Y - T`` it is line for line the tutorial's four formulas.
+    it is line for line the tutorial's four formulas: given ``dZ = P - Y``
+    (the tutorial's ``Y - T``, for its summed cost) it returns them exactly;
+    given the mean objective's ``dZ = (P - Y) / N``, divided by ``N``.
 
     Returns
     -------
@@ -83,11 +85,14 @@ def backward(activations, dZ, coefs, activation):
     dcoefs = [None] * n_layers
     dintercepts = [None] * n_layers
     for i in reversed(range(n_layers)):
-        dcoefs[i] = activations[i].T @ dZ  # dJ/dV = Z^T (Y - T) when i is the last layer
-        dintercepts[i] = dZ.sum(axis=0)  # dJ/dc = sum_n (Y - T)
+        # In the comments, the tutorial's names for the one-hidden-layer case.
+        dcoefs[i] = activations[i].T @ dZ  # dJ/dW[i] = A[i]^T dZ (tutorial: Z^T (Y - T))
+        dintercepts[i] = dZ.sum(axis=0)  # dJ/db[i] = sum_n dZ[n] (tutorial: sum_n (Y - T))
         if i > 0:
-            dA = dZ @ coefs[i].T  # error at the layer to the left: (Y - T) V^T
-            dZ = dA * f_prime(activations[i])  # times f'(z), from the output: Z(1 - Z)
+            dA = dZ @ coefs[i].T  # the error sent left, dZ W[i]^T (tutorial: (Y - T) V^T)
+            # times f' at the pre-activations, written from the output A[i]
+            # (tutorial: Z(1 - Z) for its sigmoid layer Z)
+            dZ = dA * f_prime(activations[i])
     return dcoefs, dintercepts
 
 
