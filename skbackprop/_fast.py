@@ -12,10 +12,11 @@ changes that make training fast and nothing else:
 * a large batch is processed in blocks of ``block_rows`` rows whose
   gradients are summed: skinny matrix products run faster on blocks that
   fit in cache, and the activations of a full batch never exist at once;
-* a large step is cut into shards of rows computed at once on two threads
-  (``thread_plan``, ``Workers``), and the optimizer updates the vector in
-  parts on the same threads (``apply_in_parts``), so that the elementwise
-  work runs on both cores, not only the matrix products.
+* a large step with much elementwise work is cut into shards of rows
+  computed at once on two threads (``thread_plan``, ``Workers``), and the
+  optimizer updates the vector in parts on the same threads
+  (``apply_in_parts``), so that the elementwise work runs on both cores, not
+  only the matrix products.
 
 ``tests/test_fast.py`` holds it equal to ``_network.objective``. Dense ``X``
 only; sparse data trains through the reference functions.
@@ -40,14 +41,29 @@ from ._optimizers import state_slice
 #: predicting 10,000 rows, 1024 was as fast as any size tried (512 to 4096).
 BLOCK_ROWS = 1024
 
-#: A step with at least this many multiply-adds (its rows times the weights
-#: of all layers) is cut into ``N_SHARDS`` shards of rows, computed at once
-#: on as many threads, each with its own BLAS thread: the elementwise work
-#: (activations, derivatives, the optimizer) then runs in parallel too, not
-#: only the matrix products. A smaller step runs on one thread, BLAS
-#: included: its products are too small to gain from a second thread, and
-#: lose much to one on a busy machine.
-SHARD_WORK = 4e6
+#: How a step of training is spread over the two cores of the machine these
+#: numbers were measured on (``docs/performance.rst`` has the measurements).
+#: Its size is counted two ways: ``work``, its multiply-adds (its rows times
+#: the weights of all layers), and ``values``, the elementwise work: the
+#: values of its activations and errors (its rows times the widths of all
+#: layers but the input) plus the parameters the optimizer updates.
+#:
+#: * Below ``ONE_THREAD_WORK``, a step runs on one thread, BLAS included: its
+#:   products are too small to gain much from a second thread, and lose much
+#:   to one on a busy machine.
+#: * A step with at least ``SHARD_VALUES`` values, and no more than
+#:   ``WORK_PER_VALUE`` multiply-adds per value, is cut into ``N_SHARDS``
+#:   shards of rows computed at once on as many threads, each with its own
+#:   BLAS thread: the elementwise work (activations, derivatives, the
+#:   optimizer) then runs on both cores, not only the products. This pays
+#:   only when that work outweighs the three hand-offs between threads that
+#:   each step then costs (about 80 µs each here).
+#: * Any other step runs on one thread, with BLAS's own threads for its
+#:   products: those dominate, and BLAS hands work between its threads faster
+#:   than Python can.
+ONE_THREAD_WORK = 4e6
+SHARD_VALUES = 5e5
+WORK_PER_VALUE = 250
 N_SHARDS = 2
 
 
@@ -62,15 +78,19 @@ class ThreadPlan(NamedTuple):
 def thread_plan(layer_sizes, batch_size, shardable=True, available=None):
     """The :class:`ThreadPlan` for steps of ``batch_size`` rows.
 
-    ``available`` is the number of threads BLAS may use now (by default
+    The number of shards depends on the sizes alone, so that the results do
+    too. ``available`` is the number of threads BLAS may use now (by default
     read with threadpoolctl, so that a limit set by the caller, such as
-    joblib's in its workers, is respected). Data that cannot be sharded
-    (sparse ``X``) keeps BLAS's own threading for large steps.
+    joblib's in its workers, is respected): it sets only how many threads
+    compute the shards. Data that cannot be sharded (sparse ``X``) keeps
+    BLAS's own threading for steps that would be.
     """
-    work = batch_size * sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
-    if work < SHARD_WORK:
+    shapes = list(zip(layer_sizes[:-1], layer_sizes[1:]))
+    work = batch_size * sum(a * b for a, b in shapes)
+    values = batch_size * sum(layer_sizes[1:]) + sum(a * b + b for a, b in shapes)
+    if work < ONE_THREAD_WORK:
         return ThreadPlan(1, 1, 1)
-    if not shardable:
+    if not shardable or values < SHARD_VALUES or work > WORK_PER_VALUE * values:
         return ThreadPlan(1, 1, None)
     if available is None:
         available = _blas_thread_limit()

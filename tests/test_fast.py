@@ -107,11 +107,29 @@ def test_small_steps_train_on_one_thread_and_large_ones_in_two_shards():
     # a full batch of 15000 rows, or wide layers: two shards on two threads
     assert thread_plan([50, 100, 5], 15000, available=2) == ThreadPlan(2, 2, 1)
     assert thread_plan([100, 512, 512, 10], 256, available=2) == ThreadPlan(2, 2, 1)
+    # products that dominate a step, too little elementwise work to pay for
+    # the hand-offs: one thread, with BLAS's threads (digits of 28x28 pixels
+    # in batches of 200 or 5000; a wide layer on 20 features)
+    assert thread_plan([784, 100, 10], 200, available=2) == ThreadPlan(1, 1, None)
+    assert thread_plan([784, 100, 10], 5000, available=2) == ThreadPlan(1, 1, None)
+    assert thread_plan([20, 2048, 5], 200, available=2) == ThreadPlan(1, 1, None)
     # the shards do not depend on the threads that carry them out
     assert thread_plan([100, 512, 512, 10], 256, available=1) == ThreadPlan(2, 1, 1)
     assert thread_plan([100, 512, 512, 10], 256, available=8) == ThreadPlan(2, 2, 4)
     # sparse data cannot be cut into shards: BLAS threads as they are
     assert thread_plan([100, 512, 512, 10], 256, shardable=False) == ThreadPlan(1, 1, None)
+
+
+@pytest.mark.parametrize("layer_sizes", [[64, 100, 10], [784, 100, 10], [20, 2048, 5],
+                                         [50, 100, 5], [100, 512, 512, 10], [20, 64, 64, 3]])
+@pytest.mark.parametrize("batch_size", [1, 200, 256, 1000, 15000])
+def test_the_number_of_shards_depends_on_the_sizes_alone(layer_sizes, batch_size):
+    """It sets the arithmetic: the threads available must not change it."""
+    from skbackprop._fast import thread_plan
+
+    plans = [thread_plan(layer_sizes, batch_size, available=n) for n in (1, 2, 3, 8)]
+    assert len({plan.n_shards for plan in plans}) == 1
+    assert all(plan.n_workers <= max(1, n) for plan, n in zip(plans, (1, 2, 3, 8)))
 
 
 def test_the_plan_respects_a_callers_blas_limit():
@@ -298,7 +316,7 @@ def test_one_thread_needs_no_wrapper():
 
 # ---------------------------------------------------- training on two threads
 
-WIDE = dict(hidden_layer_sizes=(64, 64), batch_size=1000, max_iter=4, tol=0.0,
+WIDE = dict(hidden_layer_sizes=(256, 256), batch_size=1000, max_iter=4, tol=0.0,
             n_iter_no_change=10, random_state=0)
 
 
@@ -328,7 +346,7 @@ def test_two_threads_train_exactly_as_one(monkeypatch, wide_data, solver):
     from skbackprop._fast import thread_plan
 
     X, y = wide_data
-    assert thread_plan([40, 64, 64, 4], 1000, available=2).n_shards == 2
+    assert thread_plan([40, 256, 256, 4], 1000, available=2).n_shards == 2
     one = fit_with_threads(monkeypatch, 1, {**WIDE, "solver": solver}, X, y)
     two = fit_with_threads(monkeypatch, 2, {**WIDE, "solver": solver}, X, y)
     assert one.loss_curve_ == two.loss_curve_
@@ -343,8 +361,8 @@ def test_shards_train_as_one_batch_would(monkeypatch, wide_data, solver):
 
     X, y = wide_data
     two = fit_with_threads(monkeypatch, 2, {**WIDE, "solver": solver}, X, y)
-    monkeypatch.setattr(_fast, "SHARD_WORK", np.inf)
-    assert _fast.thread_plan([40, 64, 64, 4], 1000).n_shards == 1
+    monkeypatch.setattr(_fast, "SHARD_VALUES", np.inf)
+    assert _fast.thread_plan([40, 256, 256, 4], 1000).n_shards == 1
     one = fit_with_threads(monkeypatch, 2, {**WIDE, "solver": solver}, X, y)
     assert_allclose(two.loss_curve_, one.loss_curve_, rtol=1e-10)
     for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
