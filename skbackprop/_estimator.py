@@ -39,6 +39,7 @@ from ._fast import (
     training_threads,
 )
 from ._fast import predict_logits as fast_logits
+from ._fast import softmax as fast_softmax
 from ._losses import OUTPUTS
 from ._network import init_params, loss_from_logits, objective
 from ._optimizers import adam, copy_state, sgd
@@ -842,10 +843,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         def validate(params):
             coefs, intercepts = flat_views(params[0], net.layer_sizes)
             Z = fast_logits(X_val, coefs, intercepts, self.activation)
-            P = _proba_from_logits(Z, net.output)
+            loss = loss_from_logits(Z, Y_val, coefs, net.output, self.alpha, w_val)
+            P = _proba_from_logits(Z, net.output)  # after the loss: it may overwrite Z
             predicted = (P > 0.5).astype(Y_val.dtype) if multilabel else P.argmax(axis=1)
-            score = accuracy_score(truth, predicted, sample_weight=w_val)
-            return score, loss_from_logits(Z, Y_val, coefs, net.output, self.alpha, w_val)
+            return accuracy_score(truth, predicted, sample_weight=w_val), loss
 
         return train_rows, validate
 
@@ -1068,8 +1069,16 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         >>> clf.predict(X[[0, 60, 120]]).tolist()
         ['setosa', 'versicolor', 'virginica']
         """
-        proba = self.predict_proba(X)
-        if self.out_activation_ == "logistic" and self.n_outputs_ > 1:  # multilabel
+        Z = self._logits(X)
+        if self.out_activation_ == "logistic" and Z.shape[1] == 1:  # two classes
+            # P(classes_[1]) > 1/2, from one sigmoid: predict_proba would
+            # compute both columns and join them, for the same answer
+            p = OUTPUTS["logistic"](Z[:, 0])
+            _check_finite(p)
+            return self.classes_[(p > 0.5).astype(np.intp)]
+        proba = _proba_from_logits(Z, self.out_activation_)
+        _check_finite(proba)
+        if self.out_activation_ == "logistic":  # multilabel
             indicator = (proba > 0.5).astype(int)
             return _sparse(indicator) if getattr(self, "_sparse_labels", False) else indicator
         return self.classes_[np.argmax(proba, axis=1)]
@@ -1203,12 +1212,13 @@ def _output_activation(y, classes):
 
 
 def _proba_from_logits(Z, output):
-    """Probabilities from the logits. For two classes the single logistic
+    """Probabilities from the logits, which a softmax overwrites (use them
+    before, or pass a copy). For two classes the single logistic
     unit gives ``P(classes_[1]) = sigmoid(z)``, and ``P(classes_[0]) =
     1 - sigmoid(z)`` is computed as ``sigmoid(-z)``, which keeps its
     precision where it is tiny. Multilabel targets have one unit per label."""
     if output == "softmax":
-        return OUTPUTS["softmax"](Z)
+        return fast_softmax(Z)  # Z is the caller's own: fast_logits made it
     if Z.shape[1] == 1:
         return np.hstack([OUTPUTS["logistic"](-Z), OUTPUTS["logistic"](Z)])
     return OUTPUTS["logistic"](Z)

@@ -515,6 +515,17 @@ def test_huge_finite_input_never_gives_nan(data, fitted, method):
             assert set(out) <= set(fitted.classes_)
 
 
+def test_two_class_predict_never_hides_a_nan(data):
+    """predict of two classes takes its own shortcut past predict_proba: it
+    must refuse non-finite outputs as well."""
+    X, y = data
+    clf = quiet_fit(small(), X, y == y[0])
+    clf.coefs_[-1][0, 0] = np.nan
+    for method in ("predict", "predict_proba"):
+        with pytest.raises(ValueError, match="non-finite outputs"):
+            getattr(clf, method)(X)
+
+
 # --------------------------------------------------- a failed fit undoes all
 
 

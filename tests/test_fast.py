@@ -263,7 +263,7 @@ def test_prediction_in_blocks_equals_the_reference(activation, kind, x_dtype):
 
 def test_the_estimator_predicts_many_rows_block_by_block_as_one():
     from skbackprop import BackpropMLPClassifier
-    from skbackprop._fast import BLOCK_ROWS
+    from skbackprop._fast import BLOCK_ROWS, prediction_block_rows
     from skbackprop._losses import OUTPUTS
     from skbackprop._network import predict_logits
 
@@ -272,9 +272,38 @@ def test_the_estimator_predicts_many_rows_block_by_block_as_one():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf = BackpropMLPClassifier((7,), max_iter=5, random_state=0).fit(X, y)
-    X_many = rng.normal(size=(2 * BLOCK_ROWS + 5, 5))  # two full blocks and a short one
+    rows = prediction_block_rows(clf.coefs_)
+    assert rows > BLOCK_ROWS  # a narrow network: larger blocks
+    X_many = rng.normal(size=(2 * rows + 5, 5))  # two full blocks and a short one
     expected = OUTPUTS["softmax"](predict_logits(X_many, clf.coefs_, clf.intercepts_, "relu"))
     assert_allclose(clf.predict_proba(X_many), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_prediction_blocks_hold_more_rows_when_the_layers_are_narrow():
+    from skbackprop._fast import BLOCK_ROWS, PREDICT_BLOCK_VALUES, prediction_block_rows
+
+    shapes = lambda *sizes: [np.empty((a, b)) for a, b in zip(sizes[:-1], sizes[1:])]  # noqa: E731
+    assert prediction_block_rows(shapes(100, 512, 512, 10)) == BLOCK_ROWS  # the benchmark's
+    assert prediction_block_rows(shapes(100, 100, 10)) == PREDICT_BLOCK_VALUES // 100
+    assert prediction_block_rows(shapes(20, 10, 5)) == PREDICT_BLOCK_VALUES // 10
+    assert prediction_block_rows(shapes(20, 5000, 3)) == BLOCK_ROWS
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_rows", [1, 31, 32, 500])  # the reference's, then the fused
+def test_the_prediction_softmax_equals_the_reference(dtype, n_rows):
+    from skbackprop._fast import softmax as fast_softmax
+    from skbackprop._losses import softmax
+
+    rng = np.random.RandomState(0)
+    for scale in (1.0, 30.0, 1e4):  # the last spreads too far for one shift
+        Z = (rng.normal(size=(n_rows, 7)) * scale).astype(dtype)
+        expected = softmax(Z)
+        P = fast_softmax(Z)
+        assert (P is Z) == (n_rows >= 32) and P.dtype == dtype
+        assert_allclose(P, expected, rtol=1e-12 if dtype == np.float64 else 1e-5,
+                        atol=1e-300 if dtype == np.float64 else 1e-38)
+        assert_allclose(P.sum(axis=1), 1, rtol=1e-12 if dtype == np.float64 else 1e-6)
 
 
 @pytest.mark.parametrize("make_optimizer", [
