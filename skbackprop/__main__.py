@@ -642,12 +642,22 @@ def _best_combination(scorer, names):
     """
 
     def best_index(results):
-        ranks = results["rank_test_score"]
-        tied = np.flatnonzero(ranks == ranks.min())
+        tied = _tied_with(results, results["mean_test_score"].max())
         settings = _settings(results, names)
         return int(min(tied, key=lambda i: (scorer.diverged.get(settings[i], 0), i)))
 
     return best_index
+
+
+#: Mean accuracies closer than this tie. The same fold accuracies in another
+#: order can sum to means one rounding step apart, which GridSearchCV's ranks
+#: tell apart; any real difference is at least one sample in a fold.
+TIE = 1e-9
+
+
+def _tied_with(results, mean):
+    """Indices of the combinations whose mean CV accuracy ties with ``mean``."""
+    return np.flatnonzero(np.abs(results["mean_test_score"] - mean) <= TIE)
 
 
 def _stopped_note(clf):
@@ -808,12 +818,11 @@ def _search(model, X, y, grid, cv, n_jobs, out):
     )
     best_model = search.best_estimator_
     results = search.cv_results_
-    ranks = results["rank_test_score"]
-    tied = int((ranks == ranks[search.best_index_]).sum()) - 1
+    mean = results["mean_test_score"][search.best_index_]
+    tied = len(_tied_with(results, mean)) - 1
     tie = (f"; tied with {tied} other combination{'s' if tied > 1 else ''}: a tie goes to "
            "the fewest diverged fits, then to grid order" if tied else "")
-    say(out, f"{INDENT}best: {best} (mean CV accuracy "
-             f"{results['mean_test_score'][search.best_index_]:.4f}{tie})")
+    say(out, f"{INDENT}best: {best} (mean CV accuracy {mean:.4f}{tie})")
     _final_fit_line(out, best_model[-1], f"{INDENT}refit on all {len(X)} rows: ",
                     f"the refit of the best combination ({best}) on all {len(X)} rows")
     return best_model

@@ -1071,11 +1071,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         """
         Z = self._logits(X)
         if self.out_activation_ == "logistic" and Z.shape[1] == 1:  # two classes
-            # P(classes_[1]) > 1/2, from one sigmoid: predict_proba would
-            # compute both columns and join them, for the same answer
-            p = OUTPUTS["logistic"](Z[:, 0])
-            _check_finite(p)
-            return self.classes_[(p > 0.5).astype(np.intp)]
+            # predict_proba's two columns, compared without joining them. Not
+            # sigmoid(z) > 1/2: for tiny z > 0, sigmoid(z) rounds to 1/2 while
+            # sigmoid(-z) rounds below it, and argmax(predict_proba) says 1.
+            upper, lower = OUTPUTS["logistic"](Z[:, 0]), OUTPUTS["logistic"](-Z[:, 0])
+            _check_finite(upper)
+            return self.classes_[(upper > lower).astype(np.intp)]
         proba = _proba_from_logits(Z, self.out_activation_)
         _check_finite(proba)
         if self.out_activation_ == "logistic":  # multilabel

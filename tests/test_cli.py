@@ -287,14 +287,26 @@ def test_a_tie_goes_to_the_combination_that_diverged_less(iris_csv, tmp_path, ca
 def test_best_combination_breaks_ties_by_divergence_then_grid_order():
     scorer = cli.ProgressScorer(0, {}, io.StringIO())
     scorer.diverged = {("1",): 2, ("2",): 1}
-    results = {"rank_test_score": np.array([1, 1, 3, 1]),
+    results = {"mean_test_score": np.array([0.9, 0.9, 0.8, 0.9]),
                "params": [{"mlp__x": v} for v in ["1", "2", "3", "4"]]}
     best = cli._best_combination(scorer, ["x"])
     assert best(results) == 3  # the tied one that never diverged
     scorer.diverged[("4",)] = 1
     assert best(results) == 1  # fewer divergences than the first; first of the equals
-    results["rank_test_score"] = np.array([2, 3, 1, 4])
-    assert best(results) == 2  # no tie: the best rank, whatever diverged
+    results["mean_test_score"] = np.array([0.8, 0.7, 0.9, 0.6])
+    assert best(results) == 2  # no tie: the best mean, whatever diverged
+
+
+def test_means_one_rounding_step_apart_tie():
+    """The same fold accuracies in another order can sum to a different last
+    bit; GridSearchCV then ranks them apart, but they tie."""
+    a, b = (45 / 50 + 45 / 50 + 47 / 50) / 3, (45 / 50 + 47 / 50 + 45 / 50) / 3
+    assert a != b  # the case itself: one rounding step apart
+    scorer = cli.ProgressScorer(0, {}, io.StringIO())
+    scorer.diverged = {("1",): 3}
+    results = {"mean_test_score": np.array([max(a, b), min(a, b)]),
+               "params": [{"mlp__x": v} for v in ["1", "2"]]}
+    assert cli._best_combination(scorer, ["x"])(results) == 1
 
 
 def test_a_search_without_divergence_has_no_diverged_column(iris_csv, tmp_path, capsys):

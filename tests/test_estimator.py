@@ -87,6 +87,21 @@ def test_object_and_pandas_string_labels_give_classes_of_mlpclassifier_dtype(iri
     assert partial.classes_.dtype.kind == "U"
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_two_class_predict_takes_the_larger_probability_even_at_a_tiny_logit(iris, dtype):
+    """For tiny z > 0, sigmoid(z) rounds to 1/2 while sigmoid(-z) stays
+    below: predict must follow predict_proba's argmax, not a test against 1/2."""
+    X, y = iris
+    X = X.astype(dtype)
+    clf = quiet_fit(BackpropMLPClassifier((5,), random_state=0), X, y == 0)
+    clf.coefs_[-1][...] = 0  # the output logit is the output bias alone
+    eps = np.finfo(dtype).eps
+    for z in [0.0, eps / 4, eps / 2, eps, 2 * eps, -eps / 4, -eps, 1e30, -1e30]:
+        clf.intercepts_[-1][...] = z
+        proba = clf.predict_proba(X[:3])
+        assert_array_equal(clf.predict(X[:3]), clf.classes_[np.argmax(proba, axis=1)]), z
+
+
 def test_binary_has_one_logistic_unit_and_string_labels_round_trip(iris):
     X, y = iris
     labels = np.where(y == 0, "setosa", "other")
