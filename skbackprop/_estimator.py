@@ -707,20 +707,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     def _objective(self, X, net, plan, workers):
         """``objective([theta], X, Y, sample_weight) -> (loss, [gradient])``
-        over the flat vector: the fused, in-place objective for dense data,
-        the reference functions of ``_network`` for sparse data."""
-        if not sparse.issparse(X):
-            return FusedObjective(net.layer_sizes, self.activation, net.output, self.alpha,
-                                  X.dtype, n_shards=plan.n_shards, workers=workers)
-
-        def reference_objective(params, X, Y, sample_weight):
-            coefs, intercepts = flat_views(params[0], net.layer_sizes)
-            loss, dcoefs, dintercepts = objective(
-                X, Y, coefs, intercepts, self.activation, net.output, self.alpha, sample_weight
-            )
-            return loss, [flatten(dcoefs, dintercepts, params[0].dtype)]
-
-        return reference_objective
+        over the flat vector: the fused, in-place objective of ``_fast``."""
+        return FusedObjective(net.layer_sizes, self.activation, net.output, self.alpha,
+                              X.dtype, n_shards=plan.n_shards, workers=workers)
 
     def _run_lbfgs(self, theta, X, Y, weights, net, hooks):
         plan = thread_plan(net.layer_sizes, X.shape[0], shardable=not sparse.issparse(X))
@@ -1096,8 +1085,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         with ``s_n`` the sample weight times the class weight of sample ``n``
         and ``S`` their sum (the number of samples, without weights). It is
         computed by the readable reference functions of
-        ``skbackprop._network``; on dense data ``fit`` computes the same
-        numbers, to rounding, with fused in-place code, and
+        ``skbackprop._network``; ``fit`` computes the same numbers, to
+        rounding, with fused in-place code, and
         :func:`skbackprop.check_gradients` checks both.
 
         Parameters
@@ -1143,9 +1132,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         ``dtype`` casts the data (the gradient check works in float64).
 
         By default ``f`` is the reference functions of ``_network``. With
-        ``training_path``, it is the code ``fit`` runs on this ``X``: the fused
-        objective of ``_fast`` for dense data (one shard), the reference for
-        sparse data."""
+        ``training_path``, it is the code ``fit`` runs: the fused objective of
+        ``_fast`` (in one shard)."""
         check_is_fitted(self)
         X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=False)
         dtype = X.dtype if dtype is None else dtype
@@ -1162,7 +1150,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 weights,
             )
 
-        if not training_path or sparse.issparse(X):
+        if not training_path:
             return loss_function
         layer_sizes = [W.shape[0] for W in self.coefs_] + [self.coefs_[-1].shape[1]]
         fused = FusedObjective(layer_sizes, self.activation, self.out_activation_, self.alpha,

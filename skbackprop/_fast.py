@@ -18,8 +18,8 @@ changes that make training fast and nothing else:
   (``apply_in_parts``), so that the elementwise work runs on both cores, not
   only the matrix products.
 
-``tests/test_fast.py`` holds it equal to ``_network.objective``. Dense ``X``
-only; sparse data trains through the reference functions.
+``tests/test_fast.py`` holds it equal to ``_network.objective``. ``X`` may
+be sparse: the input layer's two products then go through SciPy.
 """
 
 import functools
@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import NamedTuple, Optional
 
 import numpy as np
+from scipy import sparse
 from threadpoolctl import OpenBLASController, ThreadpoolController
 
 from ._losses import LOSSES
@@ -488,7 +489,7 @@ class _Shard:
 
 
 class FusedObjective:
-    """``objective([theta], X, Y, sample_weight) -> (loss, [gradient])`` on dense data.
+    """``objective([theta], X, Y, sample_weight) -> (loss, [gradient])``.
 
     The value and gradient of ``_network.objective`` with respect to the flat
     vector ``theta``. The returned gradient is a buffer that the next call
@@ -571,6 +572,8 @@ class FusedObjective:
     def _shard(self, shard, X, Y, w, S, coefs, intercepts):
         """One shard's rows, in blocks of at most ``block_rows``: the shard's
         gradient (without the penalty) and its weighted sum of losses."""
+        if X.shape[0] <= self.block_rows:  # X itself: slicing a sparse X copies it
+            return self._block(shard, X, Y, w, S, coefs, intercepts, True)
         total = 0.0
         for start in range(0, X.shape[0], self.block_rows):
             block = slice(start, start + self.block_rows)
@@ -587,7 +590,7 @@ class FusedObjective:
         n_layers = len(coefs)
         activations = [X]
         for i in range(n_layers):  # forward: Z = A W + b, then A = f(Z) in place
-            np.matmul(activations[-1], coefs[i], out=Z[i])
+            _product(activations[-1], coefs[i], Z[i])
             Z[i] += intercepts[i]
             if i < n_layers - 1:
                 self.activate(Z[i], zeros[i])
@@ -605,7 +608,7 @@ class FusedObjective:
         for i in reversed(range(n_layers)):  # backward: the delta recursion
             dW = shard.grad_coefs[i] if first else shard.partial_coefs[i]
             db = shard.grad_intercepts[i] if first else shard.partial_intercepts[i]
-            np.matmul(activations[i].T, dZ, out=dW)  # dJ/dW[i] = A[i]^T dZ
+            _product(activations[i].T, dZ, dW)  # dJ/dW[i] = A[i]^T dZ
             np.matmul(buffers["ones"], dZ, out=db)  # dJ/db[i] = sum_n dZ (ones^T dZ)
             if not first:
                 shard.grad_coefs[i] += dW
@@ -616,3 +619,12 @@ class FusedObjective:
                 self.times_derivative(dA[i - 1], activations[i], scratch[i - 1], zeros[i - 1])
                 dZ = dA[i - 1]
         return block_loss
+
+
+def _product(A, B, out):
+    """``out = A @ B``, where ``A`` may be a sparse ``X`` (or its transpose):
+    SciPy's product makes a new array, copied into ``out``."""
+    if sparse.issparse(A):
+        out[...] = A @ B
+    else:
+        np.matmul(A, B, out=out)

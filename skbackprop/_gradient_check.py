@@ -26,8 +26,8 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
     :meth:`BackpropMLPClassifier.loss_gradient`. Two analytic derivatives
     are compared: the reference one that ``loss_gradient`` returns (the
     readable functions of ``skbackprop._network``), and the one ``fit``
-    computes on this ``X`` (on dense data, the fused in-place code of
-    ``skbackprop._fast``). A slip in either code shows.
+    computes (the fused, in-place code of ``skbackprop._fast``). A slip in
+    either code shows.
 
     The error of each parameter is
     ``|a - n| / max(|a| + |n|, 1e-5 * max(1, |J|))``: relative where the

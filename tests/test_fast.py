@@ -65,6 +65,26 @@ def test_fused_objective_equals_the_reference(activation, output, n_outputs, blo
                         atol=rtol * 1e-2)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("block_rows", [1024, 10])
+@pytest.mark.parametrize("kind", ["csr", "csc"])
+def test_fused_objective_on_sparse_x_equals_the_reference(kind, block_rows, dtype):
+    """Sparse X takes the fused path too: its two products go through SciPy."""
+    from scipy import sparse
+
+    X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "relu", dtype)
+    X[np.abs(X) < 0.7] = 0  # about half zeros
+    X_sparse = sparse.csr_matrix(X).asformat(kind)
+    loss, dcoefs, dintercepts = objective(X, Y, coefs, intercepts, "relu", "softmax", 0.3)
+    fused = FusedObjective(layer_sizes, "relu", "softmax", 0.3, dtype, block_rows=block_rows)
+    fused_loss, (gradient,) = fused([flatten(coefs, intercepts, dtype)], X_sparse, Y, None)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    assert fused_loss == pytest.approx(loss, rel=rtol)
+    assert gradient.dtype == dtype
+    assert_allclose(gradient, flatten(dcoefs, dintercepts, dtype), rtol=rtol * 10,
+                    atol=rtol * 1e-2)
+
+
 def test_batches_of_several_sizes_share_one_objective():
     X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "tanh", np.float64,
                                                    n_samples=50)
