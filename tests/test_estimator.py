@@ -99,7 +99,8 @@ def test_two_class_predict_takes_the_larger_probability_even_at_a_tiny_logit(iri
     for z in [0.0, eps / 4, eps / 2, eps, 2 * eps, -eps / 4, -eps, 1e30, -1e30]:
         clf.intercepts_[-1][...] = z
         proba = clf.predict_proba(X[:3])
-        assert_array_equal(clf.predict(X[:3]), clf.classes_[np.argmax(proba, axis=1)]), z
+        assert_array_equal(clf.predict(X[:3]), clf.classes_[np.argmax(proba, axis=1)],
+                           err_msg=f"output logit {z}")
 
 
 def test_binary_has_one_logistic_unit_and_string_labels_round_trip(iris):
