@@ -608,7 +608,7 @@ def format_grid_results(search, names, diverged=None):
         [*values, f"{mean:.4f}", f"{std:.4f}", f"{rank}"]
         + ([f"{diverged.get(values, 0)}"] if diverged else [])
         for values, mean, std, rank in zip(
-            _grid_settings(search, names),
+            _settings(search.cv_results_, names),
             results["mean_test_score"],
             results["std_test_score"],
             results["rank_test_score"],
@@ -618,13 +618,10 @@ def format_grid_results(search, names, diverged=None):
     return format_table(headers, rows)
 
 
-def _grid_settings(search, names):
-    """The values of the searched parameters ``names`` of every combination,
-    as printed, in grid order: the keys of :attr:`ProgressScorer.diverged`."""
-    return _settings(search.cv_results_, names)
-
-
 def _settings(results, names):
+    """The values of the searched parameters ``names`` of every combination
+    of a search's ``results``, as printed, in grid order: the keys of
+    :attr:`ProgressScorer.diverged`."""
     return [
         tuple(_format_value(params[f"mlp__{name}"]) for name in names)
         for params in results["params"]
@@ -673,7 +670,7 @@ MAX_NAMED = 3
 def _diverged_warning(scorer, cv, names=(), settings=()):
     """The line telling how many of the scorer's fits diverged (None if none),
     and, in a search, with which values of the searched ``names``, in the
-    order of ``settings`` (see :func:`_grid_settings`)."""
+    order of ``settings`` (see :func:`_settings`)."""
     n_diverged = sum(scorer.diverged.values())
     if not n_diverged:
         return None
@@ -810,7 +807,7 @@ def _search(model, X, y, grid, cv, n_jobs, out):
     say(out, "[2/3] Search results")
     for line in format_grid_results(search, names, scorer.diverged):
         say(out, INDENT + line)
-    diverged = _diverged_warning(scorer, cv, names, _grid_settings(search, names))
+    diverged = _diverged_warning(scorer, cv, names, _settings(search.cv_results_, names))
     if diverged:
         say(out, diverged)
     best = ", ".join(

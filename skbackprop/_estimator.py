@@ -1063,7 +1063,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             # predict_proba's two columns, compared without joining them. Not
             # sigmoid(z) > 1/2: for tiny z > 0, sigmoid(z) rounds to 1/2 while
             # sigmoid(-z) rounds below it, and argmax(predict_proba) says 1.
-            upper, lower = OUTPUTS["logistic"](Z[:, 0]), OUTPUTS["logistic"](-Z[:, 0])
+            lower, upper = _two_class_probabilities(Z[:, 0])
             _check_finite(upper)
             return self.classes_[(upper > lower).astype(np.intp)]
         proba = _proba_from_logits(Z, self.out_activation_)
@@ -1202,15 +1202,22 @@ def _output_activation(y, classes):
 
 def _proba_from_logits(Z, output):
     """Probabilities from the logits, which a softmax overwrites (use them
-    before, or pass a copy). For two classes the single logistic
-    unit gives ``P(classes_[1]) = sigmoid(z)``, and ``P(classes_[0]) =
-    1 - sigmoid(z)`` is computed as ``sigmoid(-z)``, which keeps its
-    precision where it is tiny. Multilabel targets have one unit per label."""
+    before, or pass a copy). Two classes: see
+    :func:`_two_class_probabilities`. Multilabel targets have one unit per
+    label."""
     if output == "softmax":
         return fast_softmax(Z)  # Z is the caller's own: fast_logits made it
     if Z.shape[1] == 1:
-        return np.hstack([OUTPUTS["logistic"](-Z), OUTPUTS["logistic"](Z)])
+        return np.column_stack(_two_class_probabilities(Z[:, 0]))
     return OUTPUTS["logistic"](Z)
+
+
+def _two_class_probabilities(z):
+    """``(P(classes_[0]), P(classes_[1]))`` from the single logistic unit's
+    logits ``z``: ``sigmoid(z)`` for the second, and ``1 - sigmoid(z)``
+    computed as ``sigmoid(-z)`` for the first, which keeps its precision
+    where it is tiny."""
+    return OUTPUTS["logistic"](-z), OUTPUTS["logistic"](z)
 
 
 def _targets(y, classes, dtype):
