@@ -224,6 +224,33 @@ def test_workers_return_results_in_order_and_wait_for_every_job():
             workers.map(_raise_in_worker, [0, 1])
 
 
+def test_workers_spread_items_over_their_threads_and_end_with_the_block():
+    import threading
+
+    from skbackprop._fast import Workers
+
+    with Workers(3) as workers:
+        threads = list(workers.threads)
+        for _ in range(50):  # the same helpers serve every map
+            names = workers.map(lambda k: (k, threading.current_thread().name), range(7))
+            assert [k for k, _ in names] == list(range(7))
+            by_thread = {}
+            for k, name in names:
+                by_thread.setdefault(name, []).append(k)
+            assert sorted(by_thread.values()) == [[0, 3, 6], [1, 4], [2, 5]]
+            assert dict(names)[0] == threading.current_thread().name  # item 0: the caller
+        with pytest.raises(ValueError, match="item 4"):  # two helpers fail: the first item's
+            workers.map(_raise_from_items_4_and_5, range(7))
+        assert workers.map(lambda k: -k, range(3)) == [0, -1, -2]  # usable after a failure
+    assert len(threads) == 2 and not any(thread.is_alive() for thread in threads)
+
+
+def _raise_from_items_4_and_5(k):
+    if k in (4, 5):
+        raise ValueError(f"item {k}")
+    return k
+
+
 def _raise_in_worker(k):
     if k == 1:
         raise ValueError("raised in a worker")
