@@ -21,7 +21,6 @@ from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from scipy import sparse
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -201,7 +200,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         ``{label: weight}`` whose labels are classes (classes it does not
         name weigh 1), or ``"balanced"`` for
         ``n_samples / (n_classes * np.bincount(y))`` as in
-        :func:`~sklearn.utils.class_weight.compute_class_weight`.
+        :func:`~sklearn.utils.class_weight.compute_class_weight`, from the
+        labels given (in :meth:`loss_gradient`, ``n_classes`` counts the
+        classes present among them). For a multilabel ``y``, None or
+        ``"balanced"``, which weighs the 0s and 1s of each label column.
 
     Attributes
     ----------
@@ -454,7 +456,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             Class labels, all of them in ``classes``.
         classes : array-like of shape (n_classes,), default=None
             Every class that any call will see. Required on the first call
-            (``y`` of one chunk may lack some classes), optional afterwards.
+            (``y`` of one chunk may lack some classes), optional afterwards,
+            where it must hold the same labels; ``classes_`` keeps those of
+            the first call. For a multilabel ``y``, ``np.arange(n_labels)``.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the samples, as in :meth:`fit`.
 
@@ -487,12 +491,15 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 "sklearn.utils.class_weight.compute_class_weight on the full labels."
             )
         classes = self._partial_fit_classes(classes, first)
+        sparse_labels = sparse.issparse(y)
         X, y, sample_weight = self._validate_training_data(X, y, sample_weight, reset=first)
-        if _is_multilabel(y) and len(classes) != y.shape[1]:
-            raise ValueError(
-                f"y has {y.shape[1]} label columns, but classes has {len(classes)} entries; "
-                "for multilabel targets, classes must be np.arange(n_labels)."
-            )
+        if _is_multilabel(y):
+            if not np.array_equal(classes, np.arange(y.shape[1])):
+                raise ValueError(
+                    f"y has {y.shape[1]} label columns, but classes is {classes.tolist()}; "
+                    "for multilabel targets, classes must be np.arange(n_labels)."
+                )
+            classes = self.classes_ if not first else np.arange(y.shape[1])  # as fit's
         if not first:
             self._check_kind_of_targets(y)
         if len(classes) < 2 and not _is_multilabel(y):
@@ -501,8 +508,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 "least two (a single 0 names the one column of a multilabel y)."
             )
         self._train(X, y, sample_weight, classes, warm=not first, incremental=True)
-        if first:  # as MLPClassifier, whose labels are then set up from classes
-            self._sparse_labels = False
+        if first:  # as in fit (and MLPClassifier): a sparse multilabel y, a sparse predict
+            self._sparse_labels = sparse_labels
         return self
 
     def _partial_fit_classes(self, classes, first):
@@ -523,13 +530,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 f"classes={classes.tolist()} differs from the classes of the first call "
                 f"to partial_fit, {self.classes_.tolist()}."
             )
-        return classes
+        return self.classes_  # equal values; keep the labels' type, as predict returns them
 
     def _validate_training_data(self, X, y, sample_weight, reset):
+        """``X`` (float64 or float32; for a fitted model whose training goes
+        on, ``reset=False``, the dtype of its weights), ``y`` (dense) and
+        ``sample_weight``, checked."""
         X, y = validate_data(
             self, X, y, reset=reset, accept_sparse=["csr", "csc"],
             dtype=(np.float64, np.float32), multi_output=True,
         )
+        if not reset:  # a float32 chunk must not turn a float64 model into float32
+            X = X.astype(self.coefs_[0].dtype, copy=False)
         if sparse.issparse(y):  # a sparse multilabel indicator matrix: a few bytes a row
             y = y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
@@ -642,9 +654,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     def _class_weights(self, y, classes):
         """Each sample's weight from ``class_weight``. A dict is looked up over
-        all of ``classes``, so that a ``partial_fit`` chunk may lack some."""
+        all of ``classes``, so that a ``partial_fit`` chunk may lack some;
+        'balanced' weighs the classes present in ``y`` (all of them in ``fit``;
+        ``loss_gradient`` may be given rows that lack some)."""
         if _is_multilabel(y):
+            if isinstance(self.class_weight, dict):
+                raise ValueError(
+                    "class_weight as a dict of class weights needs single-label y; for a "
+                    "multilabel indicator matrix, use class_weight=None or 'balanced' (which "
+                    "weighs the 0s and 1s of each label column)."
+                )
             return compute_sample_weight(self.class_weight, y)
+        index = np.searchsorted(classes, y)
         if isinstance(self.class_weight, dict):
             known = set(classes)
             unknown = [label for label in self.class_weight if label not in known]
@@ -654,9 +675,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                     f"are {classes.tolist()}."
                 )
             per_class = np.array([self.class_weight.get(c, 1.0) for c in classes], dtype=float)
-        else:  # "balanced", from the labels of this fit
-            per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
-        return per_class[np.searchsorted(classes, y)]
+        else:  # "balanced": n_samples / (n_classes * count), over the classes in y
+            counts = np.bincount(index, minlength=len(classes))
+            present = counts > 0
+            per_class = np.zeros(len(classes))
+            per_class[present] = len(y) / (np.count_nonzero(present) * counts[present])
+        return per_class[index]
 
     def _starting_weights(self, layer_sizes, warm, rng, dtype):
         """Fresh Glorot weights (of the data's dtype), or the current ones to
@@ -760,6 +784,14 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         previous fit stopped, as ``MLPClassifier`` does."""
         previous_state = getattr(self, "_stochastic_state", None)
         fresh_optimizer_state = optimizer.init(params)
+        watches_score = self.early_stopping and not incremental  # partial_fit never validates
+        if previous_state is not None and (self.best_loss_ is None) != watches_score:
+            # the previous call watched the validation score and this one the
+            # training loss, or the other way round: its best and its count of
+            # epochs without improvement mean nothing here
+            previous_state = previous_state._replace(
+                best=-np.inf if watches_score else np.inf, no_improvement=0
+            )
         if incremental and previous_state is not None:
             if _same_layout(previous_state.optimizer_state, fresh_optimizer_state):
                 # a copy: training overwrites the state's arrays, and a call that
@@ -1262,8 +1294,15 @@ def _check_total_weight(weights):
     if not (np.isfinite(total) and np.isfinite(inverse)):
         raise ValueError(
             f"The sample weights (times the class weights) sum to {float(total):g}, too large or "
-            f"too small to divide by in {weights.dtype}; rescale them (only their ratios "
-            "matter)."
+            f"too small to divide by in {weights.dtype}; rescale them."
+        )
+    smallest = weights[weights > 0].min()
+    if smallest < np.finfo(weights.dtype).tiny:  # then a minibatch's S may be 1/0
+        raise ValueError(
+            f"The sample weights (times the class weights) include {float(smallest):g}, a "
+            f"positive weight below the smallest normal {weights.dtype} number: a minibatch "
+            "of such weights would sum to a number too small to divide by. Rescale them, "
+            "or set such weights to 0."
         )
 
 

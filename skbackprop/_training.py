@@ -17,8 +17,8 @@ ADAPTIVE_DIVISOR = 5.0
 #: ... until it falls to this value; the next stall ends training.
 ADAPTIVE_FLOOR = 1e-6
 #: The divergence guard: an epoch whose loss exceeds EXPLOSION_FACTOR times
-#: the best loss so far (or EXPLOSION_FACTOR, if the best loss is below 1)
-#: has exploded.
+#: the lowest loss its call has measured (or EXPLOSION_FACTOR, if that is
+#: below 1) has exploded.
 EXPLOSION_FACTOR = 100.0
 
 
@@ -130,13 +130,16 @@ def _slices(X, Y, sample_weight, n_samples, batch_size):
     ]
 
 
-def run_epoch(objective, params, batches, optimizer=None, state=None, learning_rate=None):
+def run_epoch(objective, params, batches, optimizer=None, state=None, learning_rate=None,
+              batch_losses=None):
     """One pass of minibatch steps; returns the epoch's loss and the optimizer state.
 
     The epoch's loss is the mean of the minibatch losses, each weighted by
     its batch's total sample weight (its size, without sample weights). A
     batch whose weights are all zero holds no information and is skipped.
-    Without an optimizer, the pass only evaluates the loss.
+    Without an optimizer, the pass only evaluates the loss. Each minibatch's
+    loss, measured before its step, is appended to the list ``batch_losses``
+    if one is given.
     """
     total_loss = total_weight = 0.0
     for X, Y, w in batches:
@@ -144,6 +147,8 @@ def run_epoch(objective, params, batches, optimizer=None, state=None, learning_r
         if weight == 0:
             continue
         loss, grads = objective(params, X, Y, w)
+        if batch_losses is not None:
+            batch_losses.append(loss)
         if optimizer is not None:
             state = optimizer.apply(params, grads, state, learning_rate)
         total_loss += loss * weight
@@ -168,13 +173,13 @@ def no_improvement_count(improvement, count, tol):
     return count + 1 if improvement < tol else 0
 
 
-def exploded(loss, best_loss, params):
+def exploded(loss, reference, params):
     """The divergence guard: the loss (or a parameter) is not finite, or the
-    loss is more than ``EXPLOSION_FACTOR`` times the best loss so far (floored
-    at 1)."""
+    loss is more than ``EXPLOSION_FACTOR`` times ``reference`` (floored at 1),
+    the lowest loss measured so far on the same data."""
     if not np.isfinite(loss) or not all(np.isfinite(p).all() for p in params):
         return True
-    return loss > EXPLOSION_FACTOR * max(best_loss, 1.0)
+    return loss > EXPLOSION_FACTOR * max(reference, 1.0)
 
 
 def copy_params(params):
@@ -196,7 +201,12 @@ class _Progress:
     def __init__(self, state, params, validating):
         self.optimizer_state, self.learning_rate, self.count, self.best, self.samples_seen = state
         self.validating = validating
-        self.best_loss = np.inf if validating else self.best
+        # The guard's reference: the lowest loss this call has measured on its
+        # own data, its first minibatch's (at the starting weights) and its
+        # epochs'. Not the best loss of earlier calls: a partial_fit chunk or
+        # a warm_start refit may bring data the model fits worse, which is no
+        # explosion.
+        self.guard_loss = np.inf
         self.start_params = copy_params(params)
         self.best_params = self.start_params
         self.losses, self.scores, self.validation_losses = [], [], []
@@ -206,10 +216,10 @@ class _Progress:
         self.losses.append(loss)
         if verbose:
             print(f"Iteration {len(self.losses)}, loss = {loss:.8f}")
-        if exploded(loss, self.best_loss, params):
+        if exploded(loss, self.guard_loss, params):
             restore_params(params, self.best_params)
             return "diverged"
-        self.best_loss = min(self.best_loss, loss)
+        self.guard_loss = min(self.guard_loss, loss)
         if validate is None:  # watch the training loss
             improvement = self.best - loss
         else:  # watch the validation score
@@ -329,10 +339,13 @@ def train_minibatch(
         for epoch in range(config.max_iter):
             if hooks is not None:
                 hooks.begin(epoch)
+            first_losses = [] if epoch == 0 else None
             loss, progress.optimizer_state = run_epoch(
                 objective, params, next_epoch(), optimizer, progress.optimizer_state,
-                progress.learning_rate,
+                progress.learning_rate, batch_losses=first_losses,
             )
+            if first_losses and np.isfinite(first_losses[0]):  # at the starting weights
+                progress.guard_loss = first_losses[0]
             progress.samples_seen += epoch_weight
             outcome = progress.after_epoch(loss, params, validate, config, verbose)
             if hooks is not None and hooks.end(epoch, params) and outcome is None:

@@ -429,6 +429,35 @@ def test_weights_whose_sum_cannot_be_divided_by_are_refused(data, dtype, weight)
     assert not hasattr(est, "coefs_")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_positive_weight_too_small_for_a_minibatch_is_refused(data, dtype):
+    """The total is fine, but a minibatch holding only such weights would
+    sum to a number whose inverse overflows: the loss would be NaN and the
+    guard would blame the learning rate."""
+    X, y = data
+    weights = np.ones(len(X))
+    weights[:20] = np.finfo(dtype).tiny / 4  # subnormal: not 0, and no divisor
+    est = small(batch_size=10)
+    with pytest.raises(ValueError, match="below the smallest normal"):
+        est.fit(X.astype(dtype), y, sample_weight=weights)
+    assert not hasattr(est, "coefs_")
+    weights[:20] = np.finfo(dtype).tiny  # the smallest normal number passes
+    quiet_fit(est, X.astype(dtype), y, sample_weight=weights)
+    weights[:20] = 0.0  # and zeros simply remove rows
+    quiet_fit(est, X.astype(dtype), y, sample_weight=weights)
+    assert np.isfinite(est.loss_curve_).all()
+
+
+def test_a_dict_class_weight_with_multilabel_y_is_refused_with_what_to_use(data):
+    X, y = data
+    Y = np.column_stack([y, 1 - y, y])
+    est = small(class_weight={0: 2.0})
+    with pytest.raises(ValueError, match="class_weight=None or 'balanced'"):
+        est.fit(X, Y)
+    assert not hasattr(est, "coefs_")
+    quiet_fit(est.set_params(class_weight="balanced"), X, Y)
+
+
 @pytest.mark.parametrize("weighted_row", ["training", "validation"])
 def test_early_stopping_refuses_a_split_without_weight(weighted_row):
     """All the weight on one sample: one side of the split has none."""

@@ -1,5 +1,6 @@
 """Multilabel targets, sparse input, float32, memory use, and Ctrl-C."""
 
+import copy
 import os
 import signal
 import threading
@@ -75,6 +76,11 @@ def test_multilabel_partial_fit_and_early_stopping(multilabel):
     assert len(clf.loss_curve_) == 2
     with pytest.raises(ValueError, match="classes must be np.arange"):
         BackpropMLPClassifier().partial_fit(X, Y, classes=[0, 1])
+    for wrong in (["a", "b", "c", "d"], [1, 2, 3, 4]):  # the right length is not enough
+        with pytest.raises(ValueError, match="classes must be np.arange"):
+            BackpropMLPClassifier().partial_fit(X, Y, classes=wrong)
+    floats = BackpropMLPClassifier((5,), random_state=0).partial_fit(X, Y, classes=[0., 1, 2, 3])
+    assert_array_equal(floats.classes_, np.arange(4)) and floats.classes_.dtype.kind == "i"
     stopped = quiet_fit(BackpropMLPClassifier((5,), early_stopping=True, random_state=0), X, Y)
     assert len(stopped.validation_scores_) == stopped.n_iter_
 
@@ -99,6 +105,15 @@ def test_sparse_multilabel_y_trains_as_dense_and_predicts_sparse(multilabel, con
     lbfgs_dense = quiet_fit(BackpropMLPClassifier((6,), solver="lbfgs", max_iter=10,
                                                   random_state=0), X, Y)
     assert_same_weights(lbfgs, lbfgs_dense, rtol=0)
+    # a first partial_fit call sets up the labels as fit does, and as MLPClassifier's does
+    streamed = BackpropMLPClassifier((6,), random_state=0).partial_fit(
+        X, container(Y), classes=np.arange(Y.shape[1]))
+    theirs = MLPClassifier((6,), random_state=0).partial_fit(
+        X, container(Y), classes=np.arange(Y.shape[1]))
+    assert type(streamed.predict(X)) is type(theirs.predict(X)) is type(pred)
+    dense_stream = BackpropMLPClassifier((6,), random_state=0).partial_fit(
+        X, Y, classes=np.arange(Y.shape[1]))
+    assert isinstance(dense_stream.predict(X), np.ndarray)
 
 
 def test_multiclass_multioutput_targets_are_refused(data):
@@ -167,6 +182,27 @@ def test_float32_end_to_end(data, solver):
     assert_allclose(clf.predict_proba(X32), reference.predict_proba(X), atol=1e-3)
     # the gradient check runs in float64 whatever the model's dtype
     assert check_gradients(clf, X[:40], y[:40]) < 1e-3
+
+
+@pytest.mark.parametrize("model_dtype, chunk_dtype", [(np.float64, np.float32),
+                                                      (np.float32, np.float64)])
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_training_goes_on_in_the_dtype_of_the_model(data, model_dtype, chunk_dtype, how):
+    """As MLPClassifier's: a float32 chunk does not turn a float64 model into
+    float32 (and lose its precision for good), nor a float64 chunk a float32
+    model into float64. The chunk is converted to the model's dtype."""
+    X, y = data
+    clf = BackpropMLPClassifier((5,), max_iter=3, random_state=0, warm_start=how == "warm_start")
+    quiet_fit(clf, X.astype(model_dtype), y)
+    converted = copy.deepcopy(clf)
+    if how == "partial_fit":
+        clf.partial_fit(X.astype(chunk_dtype), y)
+        converted.partial_fit(X.astype(chunk_dtype).astype(model_dtype), y)
+    else:
+        quiet_fit(clf, X.astype(chunk_dtype), y)
+        quiet_fit(converted, X.astype(chunk_dtype).astype(model_dtype), y)
+    assert all(a.dtype == model_dtype for a in clf.coefs_ + clf.intercepts_)
+    assert_same_weights(clf, converted, rtol=0)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.float16, bool])

@@ -135,9 +135,13 @@ def test_epoch_loss_is_the_weighted_mean_of_batch_losses_and_empty_batches_are_s
         calls.append(len(Y))
         return objective(params, X, Y, w)
 
-    loss, _ = run_epoch(counting, params, next_epoch(), optimizer, optimizer.init(params), 0.0)
+    batch_losses = []
+    loss, _ = run_epoch(counting, params, next_epoch(), optimizer, optimizer.init(params), 0.0,
+                        batch_losses=batch_losses)
     assert calls == [4, 2]  # the first batch weighs nothing and was skipped
     assert loss == pytest.approx(w @ Y[:, 0] ** 2 / (2 * w.sum()))
+    assert batch_losses == [pytest.approx(w[4:8] @ Y[4:8, 0] ** 2 / (2 * w[4:8].sum())),
+                            pytest.approx(w[8:] @ Y[8:, 0] ** 2 / (2 * w[8:].sum()))]
 
 
 def test_minibatch_source_slices_unshuffled_data_in_place():

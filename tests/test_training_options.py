@@ -189,6 +189,21 @@ def test_partial_fit_requires_classes_first_and_rejects_unknown_labels(iris):
         clf.partial_fit(X, y, classes=[0, 1])
 
 
+@pytest.mark.parametrize("labels, later", [(np.array([0, 1, 2]), [0.0, 1.0, 2.0]),
+                                           (np.array([False, True]), [0, 1])])
+def test_classes_given_again_to_partial_fit_keep_the_first_calls_labels(iris, labels, later):
+    """Equal values, another type: classes_ (and so what predict returns)
+    stays as the first call set it, as in MLPClassifier."""
+    X, y = iris
+    y = labels[y % len(labels)]
+    clf = BackpropMLPClassifier((4,), random_state=0).partial_fit(X, y, classes=labels)
+    theirs = MLPClassifier((4,), random_state=0).partial_fit(X, y, classes=labels)
+    clf.partial_fit(X, y, classes=later)
+    theirs.partial_fit(X, y, classes=later)
+    assert clf.classes_ is not None and clf.classes_.dtype == labels.dtype
+    assert clf.predict(X).dtype == theirs.predict(X).dtype == labels.dtype
+
+
 def test_partial_fit_runs_one_epoch_per_call(iris):
     X, y = iris
     clf = BackpropMLPClassifier((4,), random_state=0)
@@ -322,6 +337,28 @@ def test_balanced_class_weight_equals_balanced_sample_weight(blobs):
     assert_same_weights(by_class, by_sample, rtol=1e-12)
 
 
+def test_balanced_class_weight_of_rows_that_lack_a_class(blobs):
+    """loss_gradient (and check_gradients) on a few rows that lack a class:
+    'balanced' weighs the classes present, with the same formula."""
+    X, y = blobs
+    clf = quiet_fit(BackpropMLPClassifier((5,), class_weight="balanced", max_iter=5,
+                                          random_state=0), X, y)
+    rows = np.flatnonzero(y != 2)[:10]
+    present = y[rows]
+    expected = compute_sample_weight("balanced", present)  # over the classes in present
+    plain = BackpropMLPClassifier((5,), max_iter=5, random_state=0)
+    plain.__dict__.update({k: v for k, v in vars(clf).items() if k.endswith("_")})
+    ours = clf.loss_gradient(X[rows], present)
+    reference = plain.loss_gradient(X[rows], present, sample_weight=expected)
+    assert ours[0] == reference[0]
+    for a, b in zip(ours[1] + ours[2], reference[1] + reference[2]):
+        assert_array_equal(a, b)
+    assert check_gradients(clf, X[rows], present) < 1e-4
+    # on rows with every class, the weights are those of fit
+    full = clf.loss_gradient(X, y)[0]
+    assert full == plain.loss_gradient(X, y, sample_weight=compute_sample_weight("balanced", y))[0]
+
+
 def test_dict_class_weight_multiplies_sample_weight(blobs):
     X, y = blobs
     w = np.random.RandomState(3).uniform(0.5, 2, len(X))
@@ -410,12 +447,14 @@ def test_divergence_in_the_first_epoch_keeps_the_initial_weights(iris):
     assert np.isfinite(clf.predict_proba(X)).all()
 
 
-@pytest.mark.parametrize("solver", ["sgd", "adam"])
-def test_partial_fit_recovers_from_a_divergence_on_one_bad_chunk(solver):
-    """The guard restores the weights; the optimizer's memory, which exploded
-    with them, is forgotten, so that good chunks afterwards train normally."""
+def test_partial_fit_recovers_from_a_divergence_on_one_bad_chunk():
+    """The guard restores the weights; the optimizer's memory (the velocity),
+    which exploded with them, is forgotten, so that good chunks afterwards
+    train normally. The chunk has ten minibatches: the steps on its first
+    ones explode the loss of the later ones."""
     X, y = make_classification(n_samples=200, n_features=5, random_state=0)
-    clf = BackpropMLPClassifier((10,), solver=solver, learning_rate_init=0.05, random_state=0)
+    clf = BackpropMLPClassifier((10,), solver="sgd", learning_rate_init=0.05, batch_size=20,
+                                random_state=0)
     clf.partial_fit(X, y, classes=[0, 1])
     assert clf.diverged_ is False
     with pytest.warns(ConvergenceWarning, match="diverged"):
@@ -434,6 +473,57 @@ def test_partial_fit_recovers_from_a_divergence_on_one_bad_chunk(solver):
     assert clf.diverged_ is False  # it tells of the last call
 
 
+def _drifted_stream():
+    """A model fitted (loss about 4e-4) on well separated data, and a chunk
+    from a drifted stream: scaled up, with the labels flipped. Its loss at
+    the incoming weights is about 144, far above 100 times the best loss."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 2)
+    y = (X[:, 0] > 0).astype(int)
+    X[:, 0] += np.where(y == 1, 3, -3)
+    clf = BackpropMLPClassifier((5,), alpha=0.0, max_iter=300, learning_rate_init=0.05,
+                                random_state=0)
+    return quiet_fit(clf, X, y), X[:20] * 20, 1 - y[:20]
+
+
+def test_new_data_the_model_fits_badly_is_no_explosion():
+    """The guard compares a call's losses with the loss of its first minibatch
+    at the starting weights, not with the best loss on earlier data: a
+    partial_fit stream that drifts keeps learning, as with MLPClassifier."""
+    clf, X_new, y_new = _drifted_stream()
+    assert clf.best_loss_ < 1e-3
+    clf.set_params(learning_rate_init=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        for _ in range(20):
+            clf.partial_fit(X_new, y_new)
+    assert clf.loss_curve_[-20] > 100 and not clf.diverged_
+    assert clf.loss_curve_[-1] < 1.0 and clf.score(X_new, y_new) == 1.0
+    refit, X_new, y_new = _drifted_stream()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        warnings.filterwarnings("ignore", "Stochastic Optimizer", ConvergenceWarning)
+        refit.set_params(warm_start=True, learning_rate_init=1e-3, max_iter=5,
+                         n_iter_no_change=10**9).fit(X_new, y_new)
+    assert refit.n_iter_ == 5 and not refit.diverged_
+    assert refit.loss_curve_[-1] < refit.loss_curve_[-5]
+
+
+def test_an_explosion_in_the_first_epoch_of_a_fit_is_caught(iris):
+    """The first minibatch's loss, at the initial weights, is the reference
+    of the first epoch: a loss 100 times higher by its end is an explosion."""
+    X, y = iris
+    X = StandardScaler().fit_transform(X)
+    clf = BackpropMLPClassifier((20,), solver="sgd", learning_rate_init=1e3, batch_size=10,
+                                random_state=0)
+    with pytest.warns(ConvergenceWarning, match="diverged in epoch 1:.*no epoch before"):
+        clf.fit(X, y)
+    assert clf.diverged_ and clf.n_iter_ == 1 and clf.loss_curve_[0] > 1e3
+    start = init_params([4, 20, 3], "relu", np.random.RandomState(0))
+    for a, b in zip(clf.coefs_ + clf.intercepts_, start[0] + start[1]):
+        assert_array_equal(a, b)  # the initial weights, kept
+
+
 def test_lbfgs_meeting_a_non_finite_loss_keeps_the_starting_weights(iris):
     X, y = iris
     clf = BackpropMLPClassifier((5,), solver="lbfgs", alpha=1e308, random_state=0)
@@ -448,6 +538,24 @@ def test_lbfgs_meeting_a_non_finite_loss_keeps_the_starting_weights(iris):
 
 
 # ------------------------------------------------------- continuing training
+
+
+def test_partial_fit_after_early_stopping_watches_the_training_loss_afresh(iris):
+    """The previous fit's best was a validation accuracy; partial_fit never
+    validates, so its best loss and stopping count start anew, and a warm
+    fit after it is not cut short by a best loss no epoch reached."""
+    X, y = iris
+    X = StandardScaler().fit_transform(X)
+    clf = quiet_fit(BackpropMLPClassifier((4,), early_stopping=True, max_iter=30,
+                                          random_state=0), X, y)
+    assert clf.best_loss_ is None
+    clf.set_params(early_stopping=False).partial_fit(X, y)
+    assert clf.best_loss_ == clf.loss_curve_[-1]  # the one epoch of this call
+    assert clf.best_validation_score_ is None and clf.validation_scores_ is None
+    clf.set_params(warm_start=True, max_iter=30)
+    quiet_fit(clf, X, y)
+    assert clf.n_iter_ == 30  # the loss keeps improving: no early end
+    assert clf.best_loss_ == min(clf.loss_curve_[-30:])
 
 
 def test_warm_start_may_switch_early_stopping_on(iris):
