@@ -398,7 +398,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         ValueError
             If the data, the labels or the weights are invalid (weights
             must have a positive sum ``S``, with ``S`` and ``1/S`` finite
-            in the data's dtype), or if ``warm_start`` is asked to continue
+            in the data's dtype, and no positive weight below the dtype's
+            smallest normal number), or if ``warm_start`` is asked to continue
             with other classes, another kind of target or other layer
             sizes. The estimator is then left exactly as it was.
 
@@ -536,12 +537,15 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         """``X`` (float64 or float32; for a fitted model whose training goes
         on, ``reset=False``, the dtype of its weights), ``y`` (dense) and
         ``sample_weight``, checked."""
-        X, y = validate_data(
-            self, X, y, reset=reset, accept_sparse=["csr", "csc"],
-            dtype=(np.float64, np.float32), multi_output=True,
-        )
-        if not reset:  # a float32 chunk must not turn a float64 model into float32
-            X = X.astype(self.coefs_[0].dtype, copy=False)
+        # a float32 chunk must not turn a float64 model into float32; converted
+        # first, so that the check for finite values sees the converted X (a
+        # value that overflows then raises that check's ValueError, no warning)
+        dtype = (np.float64, np.float32) if reset else self.coefs_[0].dtype
+        with np.errstate(over="ignore"):
+            X, y = validate_data(
+                self, X, y, reset=reset, accept_sparse=["csr", "csc"], dtype=dtype,
+                multi_output=True,
+            )
         if sparse.issparse(y):  # a sparse multilabel indicator matrix: a few bytes a row
             y = y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
@@ -637,7 +641,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     def _combined_weights(self, y, classes, sample_weight, dtype):
         """``sample_weight`` times the weights of ``class_weight``; None if both
-        are. Their sum ``S`` must be positive, and ``S`` and ``1/S`` finite."""
+        are. Their sum ``S`` must be positive, ``S`` and ``1/S`` finite, and
+        each positive weight a normal number (see ``_check_total_weight``)."""
         if self.class_weight is None:
             weights = sample_weight
         else:
@@ -758,6 +763,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             schedule=self.learning_rate if self.solver == "sgd" else "constant",
             learning_rate_init=self.learning_rate_init,
             power_t=self.power_t,
+            guard_carries_over=incremental,
         )
         state = self._solver_state(self._optimizer(), [theta], warm, incremental)
         plan = thread_plan(net.layer_sizes, config.batch_size, shardable=not sparse.issparse(X))
@@ -950,10 +956,20 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                             "of the best epoch, in which the explosion had begun).")
             else:
                 restored = "The weights of the best epoch were restored."
+            cause = (f"learning_rate_init={lr} is probably too large; try a smaller one, "
+                     f"such as {lr / 10:g}.")
+            if result.high_from_start:  # only partial_fit compares with earlier calls
+                cause = (
+                    "The loss was past the guard's threshold (100 times the best loss of the "
+                    "earlier calls) on this call's first minibatch already, before any "
+                    "step: these data differ from those the model learnt from, or the last "
+                    "step of the previous call exploded. If the data changed, train on them "
+                    "with warm_start=True and fit, whose guard compares only its own epochs; "
+                    f"otherwise {cause}"
+                )
             warnings.warn(
                 f"Training diverged in epoch {len(result.loss_curve)}: the training loss "
-                f"reached {result.loss_curve[-1]:.3g}. {restored} learning_rate_init={lr} "
-                f"is probably too large; try a smaller one, such as {lr / 10:g}.",
+                f"reached {result.loss_curve[-1]:.3g}. {restored} {cause}",
                 ConvergenceWarning,
             )
         elif not (result.converged or result.stopped or incremental):  # max_iter ran out
@@ -1075,7 +1091,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         y_pred : {ndarray, sparse matrix} of shape (n_samples,) or (n_samples, n_labels)
             Labels from ``classes_``; for multilabel targets, the 0/1
             indicator matrix of the labels whose probability exceeds 1/2
-            (a sparse matrix if ``fit`` was given a sparse ``y``).
+            (a sparse matrix if ``fit``, or the first call to
+            ``partial_fit``, was given a sparse ``y``).
 
         Examples
         --------

@@ -201,14 +201,27 @@ class Workers:
         try:
             results[::n] = [function(item) for item in items[::n]]
         finally:  # no job outlives the call: they write into shared arrays
-            for _ in helped:
-                j, answers, failure = self.answers.get()
+            for j, answers, failure in self._answers(len(helped)):
                 results[j::n] = answers
                 if failure is not None:
                     failures.append(failure)
         if failures:  # raised only if the caller's own jobs did not raise
             raise min(failures, key=lambda failure: failure[0])[1]
         return results
+
+    def _answers(self, count):
+        """The next ``count`` answers of the helpers. A Ctrl-C while waiting
+        for them is raised only once all have come: a helper's job must not
+        outlive its ``map``, nor its answer be taken for the next map's."""
+        answers, interrupted = [], False
+        while len(answers) < count:
+            try:
+                answers.append(self.answers.get())
+            except KeyboardInterrupt:
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
+        return answers
 
     def __enter__(self):
         return self

@@ -17,8 +17,8 @@ ADAPTIVE_DIVISOR = 5.0
 #: ... until it falls to this value; the next stall ends training.
 ADAPTIVE_FLOOR = 1e-6
 #: The divergence guard: an epoch whose loss exceeds EXPLOSION_FACTOR times
-#: the lowest loss its call has measured (or EXPLOSION_FACTOR, if that is
-#: below 1) has exploded.
+#: the best loss so far (or EXPLOSION_FACTOR, if the best loss is below 1)
+#: has exploded.
 EXPLOSION_FACTOR = 100.0
 
 
@@ -33,6 +33,9 @@ class MinibatchConfig(NamedTuple):
     schedule: str  #: "constant", "invscaling" or "adaptive"
     learning_rate_init: float
     power_t: float
+    #: the guard compares with the best loss of earlier runs too (partial_fit,
+    #: whose calls are one stream); otherwise only with this run's epochs
+    guard_carries_over: bool = False
 
 
 class SolverState(NamedTuple):
@@ -60,6 +63,9 @@ class TrainingResult(NamedTuple):
     restarted: bool = False  #: diverged, and the starting parameters beat the best
     #: epoch's (saved as the explosion began): they were restored
     unimproved: bool = False  #: diverged before any epoch improved: the starting ones kept
+    #: diverged in the first epoch, whose first minibatch, before any step, was
+    #: already past the guard's threshold: new data, or an earlier run's last step
+    high_from_start: bool = False
 
 
 # ------------------------------------------------------------------ epochs
@@ -173,13 +179,13 @@ def no_improvement_count(improvement, count, tol):
     return count + 1 if improvement < tol else 0
 
 
-def exploded(loss, reference, params):
+def exploded(loss, best_loss, params):
     """The divergence guard: the loss (or a parameter) is not finite, or the
-    loss is more than ``EXPLOSION_FACTOR`` times ``reference`` (floored at 1),
-    the lowest loss measured so far on the same data."""
+    loss is more than ``EXPLOSION_FACTOR`` times the best loss so far (floored
+    at 1)."""
     if not np.isfinite(loss) or not all(np.isfinite(p).all() for p in params):
         return True
-    return loss > EXPLOSION_FACTOR * max(reference, 1.0)
+    return loss > EXPLOSION_FACTOR * max(best_loss, 1.0)
 
 
 def copy_params(params):
@@ -198,15 +204,17 @@ class _Progress:
     """The bookkeeping of one :func:`train_minibatch` run: curves, the
     stopping count, the learning rate and the best parameters so far."""
 
-    def __init__(self, state, params, validating):
+    def __init__(self, state, params, validating, guard_carries_over):
         self.optimizer_state, self.learning_rate, self.count, self.best, self.samples_seen = state
         self.validating = validating
-        # The guard's reference: the lowest loss this call has measured on its
-        # own data, its first minibatch's (at the starting weights) and its
-        # epochs'. Not the best loss of earlier calls: a partial_fit chunk or
-        # a warm_start refit may bring data the model fits worse, which is no
-        # explosion.
-        self.guard_loss = np.inf
+        # The guard's best loss: of this run's epochs, and with
+        # guard_carries_over (partial_fit) of the earlier runs' too. A
+        # warm_start fit may bring data the model fits far worse than the old,
+        # which is no explosion; a partial_fit stream must be watched across
+        # its calls, most of which are a single minibatch.
+        carried = guard_carries_over and not validating  # (a validation score is no loss)
+        self.guard_loss = self.start_guard_loss = self.best if carried else np.inf
+        self.start_loss = np.nan  # the first minibatch's, before any step
         self.start_params = copy_params(params)
         self.best_params = self.start_params
         self.losses, self.scores, self.validation_losses = [], [], []
@@ -286,6 +294,8 @@ class _Progress:
             stopped=outcome == "stopped", interrupted=outcome == "interrupted",
             restarted=restarted,
             unimproved=outcome == "diverged" and not self.improved,
+            high_from_start=(outcome == "diverged" and len(self.losses) == 1
+                             and exploded(self.start_loss, self.start_guard_loss, [])),
         )
 
 
@@ -333,7 +343,7 @@ def train_minibatch(
         epoch_weight = float((sample_weight if rows is None else sample_weight[rows]).sum())
     else:
         epoch_weight = X.shape[0] if rows is None else len(rows)
-    progress = _Progress(state, params, validating=validate is not None)
+    progress = _Progress(state, params, validate is not None, config.guard_carries_over)
     outcome = None
     try:
         for epoch in range(config.max_iter):
@@ -344,8 +354,8 @@ def train_minibatch(
                 objective, params, next_epoch(), optimizer, progress.optimizer_state,
                 progress.learning_rate, batch_losses=first_losses,
             )
-            if first_losses and np.isfinite(first_losses[0]):  # at the starting weights
-                progress.guard_loss = first_losses[0]
+            if first_losses:  # at the starting weights: tells a divergence what it was
+                progress.start_loss = first_losses[0]
             progress.samples_seen += epoch_weight
             outcome = progress.after_epoch(loss, params, validate, config, verbose)
             if hooks is not None and hooks.end(epoch, params) and outcome is None:

@@ -80,7 +80,8 @@ def test_multilabel_partial_fit_and_early_stopping(multilabel):
         with pytest.raises(ValueError, match="classes must be np.arange"):
             BackpropMLPClassifier().partial_fit(X, Y, classes=wrong)
     floats = BackpropMLPClassifier((5,), random_state=0).partial_fit(X, Y, classes=[0., 1, 2, 3])
-    assert_array_equal(floats.classes_, np.arange(4)) and floats.classes_.dtype.kind == "i"
+    assert_array_equal(floats.classes_, np.arange(4))
+    assert floats.classes_.dtype.kind == "i"  # as fit's
     stopped = quiet_fit(BackpropMLPClassifier((5,), early_stopping=True, random_state=0), X, Y)
     assert len(stopped.validation_scores_) == stopped.n_iter_
 
@@ -203,6 +204,21 @@ def test_training_goes_on_in_the_dtype_of_the_model(data, model_dtype, chunk_dty
         quiet_fit(converted, X.astype(chunk_dtype).astype(model_dtype), y)
     assert all(a.dtype == model_dtype for a in clf.coefs_ + clf.intercepts_)
     assert_same_weights(clf, converted, rtol=0)
+
+
+def test_a_chunk_finite_in_float64_but_not_in_a_float32_model_is_refused(data):
+    """Converted to the model's dtype before the check for finite values: a
+    value past float32's range is refused, not trained on as inf."""
+    X, y = data
+    clf = quiet_fit(BackpropMLPClassifier((5,), max_iter=3, random_state=0),
+                    X.astype(np.float32), y)
+    before = copy.deepcopy(clf)
+    big = X.copy()
+    big[0, 0] = 1e39
+    for call in (lambda: clf.partial_fit(big, y), lambda: clf.loss_gradient(big, y)):
+        with pytest.raises(ValueError, match="infinity or a value too large"):
+            call()
+    assert_same_weights(clf, before, rtol=0)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.float16, bool])

@@ -245,6 +245,38 @@ def test_workers_spread_items_over_their_threads_and_end_with_the_block():
     assert len(threads) == 2 and not any(thread.is_alive() for thread in threads)
 
 
+def test_a_ctrl_c_while_waiting_for_a_helper_comes_after_its_job():
+    """The caller is waiting for the helper's answer when Ctrl-C comes: map
+    raises KeyboardInterrupt only once the helper's job is done, so that
+    the job does not outlive the call and its answer is not taken for the
+    next map's."""
+    import signal
+    import threading
+    import time
+
+    from skbackprop._fast import Workers
+
+    finished = []
+
+    def job(k):
+        if k == 1:  # the helper's
+            time.sleep(0.5)
+            finished.append(k)
+        return f"first, {k}"
+
+    with Workers(2) as workers:
+        timer = threading.Timer(0.2, signal.pthread_kill,
+                                (threading.main_thread().ident, signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                workers.map(job, [0, 1])
+        finally:
+            timer.join()
+        assert finished == [1]
+        assert workers.map(lambda k: f"second, {k}", [0, 1]) == ["second, 0", "second, 1"]
+
+
 def _raise_from_items_4_and_5(k):
     if k in (4, 5):
         raise ValueError(f"item {k}")
