@@ -20,12 +20,16 @@ command with a one-line message on stderr and exit status 1 (2 for a bad
 command line, as argparse does). So does a ``fit`` whose final fit, on all
 rows, diverges: it saves no model. Cross-validation fits that diverge are
 marked "(diverged)" and counted in a warning line; of combinations of a
-search that tie, the one whose fits diverged least often is refit.
+search that tie, the one whose fits diverged least often is refit. When the
+reader of stdout goes away (``... | head``), ``predict`` stops quietly with
+exit status 1, its output being incomplete, while ``fit`` goes on without
+its progress lines and saves the model.
 """
 
 import argparse
 import contextlib
 import csv
+import os
 import sys
 import threading
 import time
@@ -82,6 +86,53 @@ class DemoResult(NamedTuple):
 def say(out, text=""):
     """Print one line and flush it at once, so progress shows while we work."""
     print(text, file=out, flush=True)
+
+
+def _discard_output(stream):
+    """Point the file descriptor of ``stream`` at os.devnull, as Python's
+    docs advise after a BrokenPipeError: the text still buffered in it then
+    goes nowhere when the interpreter flushes it on exit, instead of failing
+    again. Streams without a file descriptor are left alone."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class _Progress:
+    """A text stream for progress lines whose reader may go away
+    (``fit ... | head -1``): once writing to ``stream`` raises
+    BrokenPipeError, the stream is pointed at os.devnull and everything
+    written later is dropped, so that the work goes on without its
+    progress lines."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text):
+        if not self.reader_gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self):
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self):
+        self.reader_gone = True
+        _discard_output(self.stream)
 
 
 def format_table(headers, rows):
@@ -151,15 +202,17 @@ class ProgressScorer:
 
     The line of a fit that the divergence guard ended (``diverged_``) says
     so, and ``diverged`` counts those fits by the values of the searched
-    parameters (a tuple of them as printed, in the order of ``grid``).
+    parameters (a tuple of the values themselves, in the order of ``grid``:
+    two values that print alike under ``%g`` are still counted apart).
+    :meth:`text` prints a value as the lines and tables show it.
     """
 
     def __init__(self, n_fits, grid, out):
         self.n_fits = n_fits
         self.out = out
+        self.texts = {name: _value_texts(values) for name, values in grid.items()}
         self.widths = {
-            name: max(len(_format_value(value)) for value in values)
-            for name, values in grid.items()
+            name: max(len(text) for text in texts.values()) for name, texts in self.texts.items()
         }
         self.done = 0
         self.diverged = {}
@@ -169,9 +222,9 @@ class ProgressScorer:
         accuracy = model.score(X, y)
         clf = model[-1]
         diverged = clf.diverged_
-        values = tuple(_format_value(getattr(clf, name)) for name in self.widths)
+        values = tuple(getattr(clf, name) for name in self.widths)
         settings = "".join(
-            f"  {name}={value:<{width}}"
+            f"  {name}={self.text(name, value):<{width}}"
             for (name, width), value in zip(self.widths.items(), values)
         )
         if diverged:
@@ -191,10 +244,31 @@ class ProgressScorer:
             )
         return accuracy
 
+    def text(self, name, value):
+        """``value`` of the searched parameter ``name`` as the lines and tables show it."""
+        try:
+            return self.texts[name][value]
+        except (KeyError, TypeError):  # not a value of the grid (or unhashable)
+            return _format_value(value)
+
 
 def _format_value(value):
     """A parameter value as the tables and progress lines show it."""
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _value_texts(values):
+    """``{value: text}`` for the values of one searched parameter: each as
+    :func:`_format_value` prints it, unless two of them would print alike
+    (1e6 and 1000000.0000001 are both "1e+06" under ``%g``); then every float
+    of them is printed exactly, with ``repr``, so that the rows of the table
+    and the warnings can be told apart."""
+    values = list(dict.fromkeys(values))  # in order, once each
+    texts = [_format_value(value) for value in values]
+    if len(set(texts)) < len(texts):
+        texts = [repr(value) if isinstance(value, float) else text
+                 for value, text in zip(values, texts)]
+    return dict(zip(values, texts))
 
 
 def search_learning_rate(X, y, learning_rates, cv, n_jobs, classifier_params, out):
@@ -443,16 +517,25 @@ def _quoted(names):
 
 def numeric_features(frame, columns, path):
     """``frame[columns]``, checked to hold numbers only, none of them missing
-    or infinite; the errors name the offending columns."""
+    or infinite; the errors name the offending columns.
+
+    A column that pandas read as text but whose every value is a number (an
+    integer too wide for 64 bits, such as 99999999999999999999) is taken as
+    the floats it parses to, as pandas takes 1e20.
+    """
     pd = _import_pandas()
-    X = frame[columns]
+    X = frame[columns].copy()
     non_numeric = []
     for name in columns:
         column = X[name]
         if not pd.api.types.is_numeric_dtype(column):
-            parsed = pd.to_numeric(column, errors="coerce")
-            example = column[parsed.isna() & column.notna()].iloc[0]
-            non_numeric.append(f"{str(name)!r} (e.g. {str(example)!r})")
+            parsed = _parse_numbers(pd, column)
+            unparsed = parsed.isna() & column.notna()
+            if unparsed.any():
+                example = column[unparsed].iloc[0]
+                non_numeric.append(f"{str(name)!r} (e.g. {str(example)!r})")
+            else:
+                X[name] = parsed.astype(np.float64)
     if non_numeric:
         raise CommandError(
             f"{path}: feature columns must be numeric, but {len(non_numeric)} "
@@ -463,8 +546,29 @@ def numeric_features(frame, columns, path):
         raise CommandError(f"{path}: missing values in feature columns {_quoted(missing)}")
     infinite = [name for name in columns if not np.isfinite(X[name].to_numpy(float)).all()]
     if infinite:
-        raise CommandError(f"{path}: infinite values in feature columns {_quoted(infinite)}")
+        raise CommandError(
+            f"{path}: infinite values (or numbers too large for 64-bit floats) in feature "
+            f"columns {_quoted(infinite)}"
+        )
     return X
+
+
+def _parse_numbers(pd, column):
+    """The values of a text column as numbers, NaN where they are not."""
+    try:
+        return pd.to_numeric(column, errors="coerce")
+    except OverflowError:  # pandas fails on an integer beyond the floats (over 308 digits)
+        pass
+
+    def parse(value):
+        try:
+            return float(pd.to_numeric(value))
+        except OverflowError:  # such an integer: as a float, infinite
+            return -np.inf if str(value).lstrip().startswith("-") else np.inf
+        except (ValueError, TypeError):
+            return np.nan
+
+    return column.map(parse).astype(np.float64)
 
 
 def training_data(frame, target, path):
@@ -485,6 +589,7 @@ def training_data(frame, target, path):
             f"{path}: the target column {target!r} holds a single class ({_label(classes[0])}); "
             "a classifier needs at least two"
         )
+    _check_numeric_labels(y, target, path)
     if type_of_target(y.to_numpy()) == "continuous":
         example = next(value for value in classes if not float(value).is_integer())
         raise CommandError(
@@ -494,7 +599,62 @@ def training_data(frame, target, path):
     features = [name for name in frame.columns if name != target]
     if not features:
         raise CommandError(f"{path} has no feature columns besides the target {target!r}")
-    return numeric_features(frame, features, path), y.to_numpy()
+    X = numeric_features(frame, features, path)
+    _check_scalable(X, path)
+    return X, y.to_numpy()
+
+
+#: Integer-valued floats from -2**63 up to (not including) 2**63 are class
+#: labels; scikit-learn casts them to int64 to tell them from continuous values.
+_INT64_BOUND = 2.0**63
+
+
+def _check_numeric_labels(y, target, path):
+    """Fail unless the float values of the target column ``y`` can be class
+    labels: none infinite, and integers within int64 if integers."""
+    if y.dtype.kind != "f":
+        return
+    values = y.to_numpy()
+    infinite = values[np.isinf(values)]
+    if len(infinite):
+        raise CommandError(
+            f"{path}: the target column {target!r} holds infinite values "
+            f"(e.g. {_label(infinite[0])}), not class labels"
+        )
+    huge = values[(np.abs(values) >= _INT64_BOUND) & (values != -_INT64_BOUND)]
+    if len(huge):
+        raise CommandError(
+            f"{path}: the target column {target!r} holds numbers too large to be class labels "
+            f"(e.g. {_label(huge[0])}); numeric labels must be integers from -2**63 to "
+            "2**63 - 1"
+        )
+
+
+def _check_scalable(X, path):
+    """Fail if a feature column holds values so large that standardising it
+    would overflow, before any fit meets the NaN that the overflow makes.
+
+    StandardScaler squares the deviations of ``n`` values from their mean
+    and sums them, and tells constant columns by squaring ``n`` times the
+    mean times the float epsilon. A column passes when every value ``x``
+    has ``|x| <= sqrt(max / n) / 4`` (``max`` the largest float): then the
+    sum of squared deviations stays below ``max / 4``, and the folds of a
+    cross-validation, having fewer rows, pass too.
+    """
+    values = X.to_numpy(np.float64)
+    limit = np.sqrt(np.finfo(np.float64).max / len(values)) / 4
+    too_large = np.abs(values).max(axis=0) > limit
+    if too_large.any():
+        names = [name for name, large in zip(X.columns, too_large) if large]
+        column = values[:, np.flatnonzero(too_large)[0]]
+        example = column[np.argmax(np.abs(column))]
+        raise CommandError(
+            f"{path}: feature column{'s' if len(names) > 1 else ''} {_quoted(names)} "
+            f"{'hold' if len(names) > 1 else 'holds'} values too large to standardise without "
+            f"overflow (e.g. {_label(example)}; the limit for {len(values)} rows is "
+            f"{limit:.2g} in magnitude); divide {'them' if len(names) > 1 else 'it'} by a "
+            "power of ten first"
+        )
 
 
 # -------------------------------------------------- fit: command-line values
@@ -544,7 +704,9 @@ def parse_value(text):
 
 def parse_grid(text):
     """``"name=v1,v2"`` -> ``(name, [v1, v2])``, every value checked against
-    the constraints of BackpropMLPClassifier's parameter ``name``."""
+    the constraints of BackpropMLPClassifier's parameter ``name``, and
+    against the others: a value given twice (1 and 1.0 are one value) would
+    make two combinations that the search's counts cannot tell apart."""
     name, equals, values = text.partition("=")
     name = name.strip()
     if not equals or not name or not values.strip():
@@ -557,7 +719,7 @@ def parse_grid(text):
             f"BackpropMLPClassifier has no parameter {name!r}; its parameters are "
             f"{', '.join(sorted(params))}"
         )
-    parsed = []
+    parsed, parts = [], []
     for part in values.split(","):
         if not part.strip():
             raise argparse.ArgumentTypeError(f"empty value in {text!r}")
@@ -566,7 +728,15 @@ def parse_grid(text):
             BackpropMLPClassifier(**{name: value})._validate_params()
         except (ValueError, TypeError) as exc:
             raise argparse.ArgumentTypeError(_one_line(exc)) from None
+        part = part.strip()
+        if value in parsed:
+            same = parts[parsed.index(value)]
+            raise argparse.ArgumentTypeError(
+                f"{text!r} gives the value {part!r} twice" if same == part
+                else f"{text!r} gives one value twice: {same!r} and {part!r}"
+            )
         parsed.append(value)
+        parts.append(part)
     return name, parsed
 
 
@@ -596,16 +766,18 @@ def _parallel(n_jobs):
     return stack
 
 
-def format_grid_results(search, names, diverged=None):
+def format_grid_results(search, names, scorer):
     """Table of a grid search: one row per combination, in grid order.
 
-    ``diverged`` counts the fits that diverged by combination (as
-    :attr:`ProgressScorer.diverged` does); when it holds any, a column
-    gives the count of each combination.
+    ``scorer``, the search's :class:`ProgressScorer`, prints the values and
+    counts the fits that diverged by combination; when it counted any, a
+    column gives the count of each combination.
     """
     results = search.cv_results_
+    diverged = scorer.diverged
     rows = [
-        [*values, f"{mean:.4f}", f"{std:.4f}", f"{rank}"]
+        [*(scorer.text(name, value) for name, value in zip(names, values)),
+         f"{mean:.4f}", f"{std:.4f}", f"{rank}"]
         + ([f"{diverged.get(values, 0)}"] if diverged else [])
         for values, mean, std, rank in zip(
             _settings(search.cv_results_, names),
@@ -620,10 +792,10 @@ def format_grid_results(search, names, diverged=None):
 
 def _settings(results, names):
     """The values of the searched parameters ``names`` of every combination
-    of a search's ``results``, as printed, in grid order: the keys of
+    of a search's ``results``, in grid order: the keys of
     :attr:`ProgressScorer.diverged`."""
     return [
-        tuple(_format_value(params[f"mlp__{name}"]) for name in names)
+        tuple(params[f"mlp__{name}"] for name in names)
         for params in results["params"]
     ]
 
@@ -680,7 +852,7 @@ def _diverged_warning(scorer, cv, names=(), settings=()):
     )
     if names:
         named = [
-            ", ".join(f"{name}={value}" for name, value in zip(names, values))
+            ", ".join(f"{name}={scorer.text(name, value)}" for name, value in zip(names, values))
             + f" in {count} of {cv} folds"
             for values in settings
             if (count := scorer.diverged.get(values))
@@ -701,7 +873,9 @@ def run_fit(data, target, out_path, *, hidden=(100,), grid=None, cv=5, max_iter=
 
     Fits that stop at max_iter, or that diverge, are marked on their
     progress lines, instead of the estimator's ConvergenceWarnings; a line
-    counts the fits that diverged. Every other warning shows.
+    counts the fits that diverged. Every other warning shows. If the reader
+    of ``out`` goes away (BrokenPipeError), the fit goes on silently and
+    still saves the model.
 
     Returns
     -------
@@ -714,10 +888,13 @@ def run_fit(data, target, out_path, *, hidden=(100,), grid=None, cv=5, max_iter=
         Bad data, a fit the estimator rejects, or a final fit (on all rows)
         that diverged: then no model is saved.
     """
-    out = sys.stdout if out is None else out
+    # Progress lines that can no longer be printed do not abort the fit.
+    out = _Progress(sys.stdout if out is None else out)
     out_path = Path(out_path)
     if not out_path.parent.is_dir():  # fail before the fits, not after
         raise CommandError(f"cannot save the model to {out_path}: no directory {out_path.parent}")
+    if out_path.is_dir():
+        raise CommandError(f"cannot save the model to {out_path}: it is a directory")
     start = time.perf_counter()
     frame = read_csv(data)
     X, y = training_data(frame, target, data)
@@ -747,6 +924,11 @@ def run_fit(data, target, out_path, *, hidden=(100,), grid=None, cv=5, max_iter=
                 model = _cross_validate(model, X, y, cv, n_jobs, out)
     except ValueError as exc:  # what scikit-learn or the estimator reject
         raise CommandError(f"fitting failed: {_one_line(exc)}") from None
+    except MemoryError as exc:
+        raise CommandError(
+            f"fitting failed: out of memory ({_one_line(exc)}); the network is probably too "
+            "large: try smaller --hidden sizes"
+        ) from None
 
     try:
         joblib.dump(model, out_path)
@@ -805,13 +987,13 @@ def _search(model, X, y, grid, cv, n_jobs, out):
         refit=_best_combination(scorer, names),
     ).fit(X, y)
     say(out, "[2/3] Search results")
-    for line in format_grid_results(search, names, scorer.diverged):
+    for line in format_grid_results(search, names, scorer):
         say(out, INDENT + line)
     diverged = _diverged_warning(scorer, cv, names, _settings(search.cv_results_, names))
     if diverged:
         say(out, diverged)
     best = ", ".join(
-        f"{name}={_format_value(search.best_params_[f'mlp__{name}'])}" for name in names
+        f"{name}={scorer.text(name, search.best_params_[f'mlp__{name}'])}" for name in names
     )
     best_model = search.best_estimator_
     results = search.cv_results_
@@ -958,7 +1140,10 @@ def main(argv=None):
 
     A bad command line exits (``SystemExit``) with ``EXIT_USAGE``, as
     argparse does; bad data, a bad model file or a final fit that diverged
-    return ``EXIT_ERROR`` after a one-line message on stderr.
+    return ``EXIT_ERROR`` after a one-line message on stderr. So does, but
+    without a message, a ``predict`` (or demo) whose reader closed its
+    output early (``predict ... | head``); a ``fit`` goes on without its
+    progress lines then, and saves the model.
     """
     args = build_parser().parse_args(argv)
     command = args.command or "demo"
@@ -977,6 +1162,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of predict's (or the demo's) output went away
+        _discard_output(sys.stdout)
+        return EXIT_ERROR  # quietly, as the reader wanted no more; but the output is incomplete
     return 0
 
 

@@ -72,10 +72,14 @@ class LossCurveDisplay:
         ``validation_loss_curve_``. It belongs to the last epochs of
         ``loss_curve`` (it can be shorter when ``warm_start`` switched
         ``early_stopping`` on), or, when ``diverged``, to the epochs before
-        the last one, which was not validated.
+        the last one, which was not validated. (One case is drawn wrong: a
+        ``warm_start`` refit that continued an early-stopping fit whose
+        last epoch diverged. That epoch has no validation values, the
+        curves do not say which epoch it was, and the earlier fit's values
+        are drawn one epoch late.)
     validation_scores : array-like of shape (n_validated,), default=None
         The accuracy on the validation data after each epoch, as in
-        ``validation_scores_``, aligned with ``loss_curve`` as
+        ``validation_scores_`` (finite), aligned with ``loss_curve`` as
         ``validation_loss_curve`` is.
     xlabel : str, default="epoch"
         What one step of the curves is: ``"epoch"``, or ``"iteration"`` for
@@ -149,6 +153,12 @@ class LossCurveDisplay:
         self.loss_curve = _as_curve(loss_curve, "loss_curve", allow_none=False)
         self.validation_loss_curve = _as_curve(validation_loss_curve, "validation_loss_curve")
         self.validation_scores = _as_curve(validation_scores, "validation_scores")
+        if self.validation_scores is not None and not np.isfinite(self.validation_scores).all():
+            # (the loss curves may end in the inf or NaN of a diverged epoch)
+            raise ValueError(
+                "validation_scores must be finite, as accuracies are; got "
+                f"{self.validation_scores.tolist()}."
+            )
         if not isinstance(xlabel, str):
             raise TypeError(f"xlabel must be a string; got {xlabel!r}.")
         self.xlabel = xlabel
@@ -309,6 +319,8 @@ class LossCurveDisplay:
         name = self.name if name is None else _check_name(name)
         if ax is None:
             _, ax = plt.subplots(layout="constrained")  # room for the right-hand label
+        elif not isinstance(ax, plt.Axes):
+            raise TypeError(f"ax must be a matplotlib Axes or None; got {ax!r}.")
         record = _AxesRecord.of(ax)
 
         lines, labels = {}, {}  # labels: those that the display's name prefixes

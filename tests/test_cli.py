@@ -5,6 +5,7 @@ to CSV files, with small networks and few epochs.
 """
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -284,6 +285,27 @@ def test_a_tie_goes_to_the_combination_that_diverged_less(iris_csv, tmp_path, ca
     assert joblib.load(model_path)[-1].learning_rate_init == 0.03
 
 
+def test_grid_values_that_print_alike_are_counted_and_shown_apart(iris_csv, tmp_path, capsys):
+    # 1e300 and 1.00000001e300 are both "1e+300" under %g, and both diverge
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(
+        capsys, "fit", iris_csv, "--target", "species", *SMALL,
+        "--grid", "learning_rate_init=1e300,1.00000001e300,3e-2", "--out", model_path,
+    )
+    assert code == 0 and err == ""
+    assert [(row[0], row[-1]) for row in table_rows(out, 3)] == [
+        ("1e+300", "3"), ("1.00000001e+300", "3"), ("0.03", "0"),
+    ]
+    assert (
+        "      warning: 6 of 9 fits diverged, and kept the weights of their best epoch (or "
+        "their starting weights): learning_rate_init=1e+300 in 3 of 3 folds; "
+        "learning_rate_init=1.00000001e+300 in 3 of 3 folds\n"
+    ) in out
+    assert sum("learning_rate_init=1.00000001e+300" in line for line in out.splitlines()) == 4
+    assert "best: learning_rate_init=0.03" in out
+    assert joblib.load(model_path)[-1].learning_rate_init == 0.03
+
+
 def test_best_combination_breaks_ties_by_divergence_then_grid_order():
     scorer = cli.ProgressScorer(0, {}, io.StringIO())
     scorer.diverged = {("1",): 2, ("2",): 1}
@@ -359,6 +381,55 @@ def test_module_entry_point(iris_csv, model_file):
     assert len(failed.stderr.splitlines()) == 1
 
 
+def test_a_reader_that_goes_away_stops_predict_quietly_but_not_fit(iris_csv, model_file,
+                                                                    tmp_path):
+    """``predict ... | head`` exits 1 (its output is incomplete) without a
+    message; ``fit ... | head`` goes on without its progress lines and saves
+    the model. Neither prints a traceback, nor fails flushing stdout on exit."""
+    model_path = tmp_path / "model.joblib"
+    commands = [
+        ["predict", model_file, iris_csv],
+        ["fit", iris_csv, "--target", "species", "--hidden", "4", "--max-iter", "5",
+         "--cv", "2", "--out", model_path],
+    ]
+    processes = []
+    for command in commands:  # both at once: each spends a second importing
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first line
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "skbackprop", *map(str, command)],
+            stdout=write_end, stderr=subprocess.PIPE, text=True,
+        ))
+        os.close(write_end)
+    (predict_err, fit_err) = [process.communicate(timeout=60)[1] for process in processes]
+    assert (processes[0].returncode, predict_err) == (1, "")
+    assert (processes[1].returncode, fit_err) == (0, "")
+    assert isinstance(joblib.load(model_path)[-1], BackpropMLPClassifier)
+
+
+@pytest.mark.parametrize("command", ["predict", "fit"])
+def test_a_broken_pipe_points_stdout_at_devnull(iris_csv, model_file, tmp_path, capsys,
+                                                monkeypatch, command):
+    """As Python's docs advise: the text still buffered for the closed pipe
+    then goes to os.devnull when the interpreter flushes stdout on exit."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = open(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    model_path = tmp_path / "model.joblib"
+    argv = (["predict", model_file, iris_csv] if command == "predict" else
+            ["fit", iris_csv, "--target", "species", *SMALL, "--out", model_path])
+    try:
+        code, _, err = run(capsys, *argv)
+        assert (code, err) == ((1, "") if command == "predict" else (0, ""))
+        assert os.path.samestat(os.fstat(write_end), os.stat(os.devnull))
+        stdout.write("more text\n")
+        stdout.flush()  # no BrokenPipeError: this is the flush on exit
+    finally:
+        stdout.close()
+    assert model_path.exists() == (command == "fit")
+
+
 # --------------------------------------------------------------- errors
 
 
@@ -382,6 +453,13 @@ def write(tmp_path, name, text):
         ("a,b,y\n1,,0\n3,4,1\n", "y", "missing values in feature columns 'b'"),
         ("a,y\n1,0\n3,\n", "y", "the target column 'y' has 1 missing values"),
         ("a,y\n1,0.5\n3,1.25\n", "y", "holds continuous values (e.g. 0.5), not class labels"),
+        ("a,y\n1,0\n2,1\n3,inf\n", "y", "data.csv: the target column 'y' holds infinite "
+                                        "values (e.g. inf), not class labels"),
+        ("a,y\n1,0\n2,1\n3,-1e20\n", "y", "data.csv: the target column 'y' holds numbers too "
+                                          "large to be class labels (e.g. -1e+20); numeric "
+                                          "labels must be integers from -2**63 to 2**63 - 1"),
+        ("a,y\n1,0\n2,1\n3," + "9" * 400 + "\n", "a",
+         "infinite values (or numbers too large for 64-bit floats) in feature columns 'y'"),
         ("y\n0\n1\n", "y", "has no feature columns besides the target 'y'"),
         ("a,y\n1,0\n2,1\n3,0\n", "y", "--cv 5 needs at least 5 rows; "),
         ("a,y\n" + "1,0\n" * 4 + "2,1\n" * 4, "y",
@@ -412,6 +490,83 @@ def test_fit_checks_the_output_folder_first(iris_csv, tmp_path, capsys):
     assert out == ""  # before reading the data or fitting anything
 
 
+def test_fit_rejects_an_output_directory_first(iris_csv, tmp_path, capsys):
+    code, out, err = run(capsys, "fit", iris_csv, "--target", "species", "--out", tmp_path)
+    assert code == 1
+    assert err == f"python -m skbackprop fit: error: cannot save the model to {tmp_path}: " \
+                  "it is a directory\n"
+    assert out == ""  # before reading the data or fitting anything
+
+
+def test_fit_and_predict_take_integers_too_wide_for_64_bits(tmp_path, capsys):
+    # pandas reads such a column as text; its values are numbers all the same
+    wide = "99999999999999999999"
+    data = write(tmp_path, "data.csv", f"a,b,label\n1,{wide},x\n2,3,y\n3,-{wide},x\n4,5,y\n")
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(capsys, "fit", data, "--target", "label", "--hidden", "4",
+                         "--max-iter", "5", "--cv", "2", "--out", model_path)
+    assert (code, err) == (0, "")
+    scale = joblib.load(model_path)[0]
+    assert scale.var_[1] == pytest.approx(np.var([1e20, 3, -1e20, 5]), rel=1e-12)
+    code, out, err = run(capsys, "predict", model_path, data)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "prediction" and len(out.splitlines()) == 5
+
+
+def test_fit_rejects_values_too_large_to_standardise(iris, tmp_path, capsys):
+    data = tmp_path / "huge.csv"
+    huge = iris.copy()
+    huge.loc[0, "petal width (cm)"] = 1e200  # finite, but its square is not
+    huge.to_csv(data, index=False)
+    model_path = tmp_path / "model.joblib"
+    code, out, err = run(capsys, "fit", data, "--target", "species", *SMALL,
+                         "--out", model_path)
+    assert code == 1 and out == ""  # before any fit
+    assert err == (
+        f"python -m skbackprop fit: error: {data}: feature column 'petal width (cm)' holds "
+        "values too large to standardise without overflow (e.g. 1e+200; the limit for 150 "
+        "rows is 2.7e+152 in magnitude); divide it by a power of ten first\n"
+    )
+    assert not model_path.exists()
+
+
+@pytest.mark.parametrize("n_rows", [2, 150])
+def test_values_that_pass_the_size_check_standardise_without_overflow(n_rows):
+    from sklearn.preprocessing import StandardScaler
+
+    limit = np.sqrt(np.finfo(np.float64).max / n_rows) / 4
+    largest = np.zeros((n_rows, 3))
+    largest[:, 0] = limit  # the largest magnitude, in every row
+    largest[0, 1], largest[1, 1] = limit, -limit  # the largest range
+    largest[:, 2] = np.linspace(-limit, limit, n_rows)
+    frame = pd.DataFrame(largest, columns=["a", "b", "c"])
+    cli._check_scalable(frame, "data.csv")  # passes...
+    with np.errstate(all="raise"):  # ...and standardising it does not overflow
+        assert np.isfinite(StandardScaler().fit_transform(largest)).all()
+    for column in frame.columns:
+        with pytest.raises(cli.CommandError, match=f"feature column '{column}' holds values"):
+            cli._check_scalable(frame.assign(**{column: frame[column] * 1.001}), "data.csv")
+
+
+def test_fit_out_of_memory_names_the_network_size(iris_csv, tmp_path, capsys, monkeypatch):
+    # as --hidden 10000000000 does where memory is limited (ulimit -v)
+    def fit(self, X, y):
+        raise MemoryError("Unable to allocate 298. GiB for an array with shape "
+                          "(4, 10000000000) and data type float64")
+
+    monkeypatch.setattr(BackpropMLPClassifier, "fit", fit)
+    model_path = tmp_path / "model.joblib"
+    code, _, err = run(capsys, "fit", iris_csv, "--target", "species", *SMALL,
+                       "--out", model_path)
+    assert code == 1
+    assert err == (
+        "python -m skbackprop fit: error: fitting failed: out of memory (Unable to allocate "
+        "298. GiB for an array with shape (4, 10000000000) and data type float64); the "
+        "network is probably too large: try smaller --hidden sizes\n"
+    )
+    assert not model_path.exists()
+
+
 def test_fit_reports_what_the_estimator_rejects(iris_csv, tmp_path, capsys):
     code, _, err = run(capsys, "fit", iris_csv, "--target", "species", *SMALL,
                        "--grid", "early_stopping=true", "--grid", "validation_fraction=0.01",
@@ -435,6 +590,10 @@ def test_fit_reports_what_the_estimator_rejects(iris_csv, tmp_path, capsys):
         (["--grid", "learning_rate_init=0.1,-1"], "'learning_rate_init' parameter"),
         (["--grid", "solver=adam,newton"], "'solver' parameter"),
         (["--grid", "alpha=1", "--grid", "alpha=2"], "'alpha' is given twice"),
+        (["--grid", "learning_rate_init=0.01,0.1,0.01"],
+         "argument --grid: 'learning_rate_init=0.01,0.1,0.01' gives the value '0.01' twice"),
+        (["--grid", "alpha=1,1.0"], "argument --grid: 'alpha=1,1.0' gives one value twice: "
+                                    "'1' and '1.0'"),
     ],
 )
 def test_fit_usage_errors(iris_csv, tmp_path, capsys, options, message):

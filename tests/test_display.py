@@ -261,6 +261,20 @@ def test_bad_diverged_or_name(kwargs, message):
         LossCurveDisplay([1.0, 0.5]).plot(name=3)
 
 
+def test_validation_scores_must_be_finite_and_ax_an_axes():
+    """A NaN accuracy would be drawn as a gap and taken for the best epoch;
+    a string for ax would fail deep inside with an AttributeError."""
+    with pytest.raises(ValueError, match="validation_scores must be finite"):
+        LossCurveDisplay([1.0, 0.8, 0.6], validation_scores=[0.5, np.nan, 0.7])
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes or None; got 'axes'"):
+        LossCurveDisplay([1.0, 0.8]).plot(ax="axes")
+    # a diverged epoch's loss may be inf or NaN: the loss curves take them
+    _, ax = plt.subplots()
+    display = LossCurveDisplay([1.0, 0.8, np.inf], diverged=True).plot(ax=ax)
+    plt.close(ax.figure)
+    assert display.lines_["loss"].get_ydata()[-1] == np.inf
+
+
 @pytest.mark.parametrize(
     "estimator",
     [BackpropMLPClassifier(), make_pipeline(StandardScaler(), BackpropMLPClassifier())],
