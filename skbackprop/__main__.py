@@ -29,6 +29,7 @@ its progress lines and saves the model.
 import argparse
 import contextlib
 import csv
+import errno
 import os
 import sys
 import threading
@@ -106,10 +107,10 @@ def _discard_output(stream):
 
 class _Progress:
     """A text stream for progress lines whose reader may go away
-    (``fit ... | head -1``): once writing to ``stream`` raises
-    BrokenPipeError, the stream is pointed at os.devnull and everything
+    (``fit ... | head -1``): once writing to ``stream`` fails because the
+    reader closed it, the stream is pointed at os.devnull and everything
     written later is dropped, so that the work goes on without its
-    progress lines."""
+    progress lines. Anything else it is asked goes to ``stream``."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -119,20 +120,40 @@ class _Progress:
         if not self.reader_gone:
             try:
                 self.stream.write(text)
-            except BrokenPipeError:
-                self._gone()
+            except OSError as exc:
+                self._gone(exc)
         return len(text)
 
     def flush(self):
         if not self.reader_gone:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
-                self._gone()
+            except OSError as exc:
+                self._gone(exc)
 
-    def _gone(self):
+    def _gone(self, exc):
+        # Windows often reports a closed pipe as EINVAL rather than EPIPE
+        if not (isinstance(exc, BrokenPipeError) or exc.errno == errno.EINVAL):
+            raise exc
         self.reader_gone = True
         _discard_output(self.stream)
+
+    def __getattr__(self, name):  # fileno, isatty, encoding, ...
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def _output_whose_reader_may_go():
+    """Within the block, ``sys.stdout`` and ``sys.stderr`` are :class:`_Progress`
+    streams: every writer (progress lines, warnings, an estimator's
+    ``verbose`` lines, from any thread) may lose its reader without
+    stopping the work."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Progress(sys.stdout), _Progress(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def format_table(headers, rows):
@@ -1141,14 +1162,18 @@ def main(argv=None):
     A bad command line exits (``SystemExit``) with ``EXIT_USAGE``, as
     argparse does; bad data, a bad model file or a final fit that diverged
     return ``EXIT_ERROR`` after a one-line message on stderr. So does, but
-    without a message, a ``predict`` (or demo) whose reader closed its
-    output early (``predict ... | head``); a ``fit`` goes on without its
-    progress lines then, and saves the model.
+    without a message, a ``predict`` whose reader closed its output early
+    (``predict ... | head``), since its output is then incomplete. A ``fit``
+    or the demo goes on without printing then (``fit`` still saves the
+    model), whichever of its outputs (stdout or stderr) lost its reader.
     """
     args = build_parser().parse_args(argv)
     command = args.command or "demo"
+    tolerant = command in ("fit", "demo")
     try:
-        with _warnings_as_lines(sys.stderr) if command != "demo" else contextlib.nullcontext():
+        with (_output_whose_reader_may_go() if tolerant else contextlib.nullcontext()), \
+                (_warnings_as_lines(sys.stderr) if command != "demo"
+                 else contextlib.nullcontext()):
             if command == "demo":
                 run_demo()
             elif command == "fit":
@@ -1162,7 +1187,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # the reader of predict's (or the demo's) output went away
+    except BrokenPipeError:  # the reader of predict's output went away
         _discard_output(sys.stdout)
         return EXIT_ERROR  # quietly, as the reader wanted no more; but the output is incomplete
     return 0

@@ -541,7 +541,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         # first, so that the check for finite values sees the converted X (a
         # value that overflows then raises that check's ValueError, no warning)
         dtype = (np.float64, np.float32) if reset else self.coefs_[0].dtype
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             X, y = validate_data(
                 self, X, y, reset=reset, accept_sparse=["csr", "csc"], dtype=dtype,
                 multi_output=True,
@@ -958,14 +958,17 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 restored = "The weights of the best epoch were restored."
             cause = (f"learning_rate_init={lr} is probably too large; try a smaller one, "
                      f"such as {lr / 10:g}.")
+            if incremental:  # partial_fit keeps the rate of its first call
+                cause += " It takes effect in a new fit, not in later partial_fit calls."
             if result.high_from_start:  # only partial_fit compares with earlier calls
                 cause = (
                     "The loss was past the guard's threshold (100 times the best loss of the "
-                    "earlier calls) on this call's first minibatch already, before any "
-                    "step: these data differ from those the model learnt from, or the last "
-                    "step of the previous call exploded. If the data changed, train on them "
-                    "with warm_start=True and fit, whose guard compares only its own epochs; "
-                    f"otherwise {cause}"
+                    "earlier calls, or 100 if that is below 1) on this call's first "
+                    "minibatch already, before any step: the last step of the previous call "
+                    "exploded, or these data differ from those the model learnt from. If "
+                    "the data changed, fit a model on them (a warm_start fit's guard compares "
+                    "only its own epochs, but its stopping rule keeps the earlier best loss, "
+                    "as MLPClassifier's does); otherwise " + cause
                 )
             warnings.warn(
                 f"Training diverged in epoch {len(result.loss_curve)}: the training loss "

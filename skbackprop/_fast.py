@@ -26,6 +26,7 @@ import functools
 import os
 import queue
 import threading
+import time
 from contextlib import contextmanager
 from typing import NamedTuple, Optional
 
@@ -182,10 +183,12 @@ class Workers:
 
     def __init__(self, n_threads):
         self.n_threads = n_threads
-        self.answers = queue.SimpleQueue()  # one answer per helper per map
+        self.answers = queue.SimpleQueue()  # (map, j, results, failure) of each helper
         self.inboxes = [queue.SimpleQueue() for _ in range(n_threads - 1)]
-        self.threads = [threading.Thread(target=_help, args=(inbox, self.answers), daemon=True)
-                        for inbox in self.inboxes]
+        self.running = [None] * (n_threads - 1)  # the map whose job helper j runs, if any
+        self.maps = 0  # maps so far: an answer names its map, so a stale one is known
+        self.threads = [threading.Thread(target=_help, args=(self, j), daemon=True)
+                        for j in range(1, n_threads)]
         for thread in self.threads:
             thread.start()
 
@@ -194,34 +197,43 @@ class Workers:
         if not self.threads or len(items) == 1:
             return [function(item) for item in items]
         n, settings = self.n_threads, np.geterr()  # the caller's np.errstate, for the helpers
+        self.maps += 1
         helped = range(1, min(n, len(items)))
-        for j in helped:
-            self.inboxes[j - 1].put((j, n, function, items[j::n], settings))
         results, failures = [None] * len(items), []
         try:
+            for j in helped:
+                self.inboxes[j - 1].put((self.maps, j, n, function, items[j::n], settings))
             results[::n] = [function(item) for item in items[::n]]
         finally:  # no job outlives the call: they write into shared arrays
-            for j, answers, failure in self._answers(len(helped)):
-                results[j::n] = answers
-                if failure is not None:
-                    failures.append(failure)
+            self._gather(helped, results, failures)
         if failures:  # raised only if the caller's own jobs did not raise
             raise min(failures, key=lambda failure: failure[0])[1]
         return results
 
-    def _answers(self, count):
-        """The next ``count`` answers of the helpers. A Ctrl-C while waiting
-        for them is raised only once all have come: a helper's job must not
-        outlive its ``map``, nor its answer be taken for the next map's."""
-        answers, interrupted = [], False
-        while len(answers) < count:
-            try:
-                answers.append(self.answers.get())
-            except KeyboardInterrupt:
-                interrupted = True
-        if interrupted:
-            raise KeyboardInterrupt
-        return answers
+    def _gather(self, helped, results, failures):
+        """The helpers' answers to this map, into ``results`` and ``failures``.
+        A Ctrl-C while waiting for them goes up once no helper has work of
+        this map left: the answer of an interrupted map is then dropped by
+        the next, which knows it by its number."""
+        n, waiting = self.n_threads, set(helped)
+        try:
+            while waiting:
+                number, j, answers, failure = self.answers.get()
+                if number != self.maps:
+                    continue  # left by an earlier map that a Ctrl-C ended
+                waiting.discard(j)
+                results[j::n] = answers
+                if failure is not None:
+                    failures.append(failure)
+        except KeyboardInterrupt:
+            # Polling state, not taking answers: an interrupt cannot lose one.
+            while any(self.running[j - 1] == self.maps or not self.inboxes[j - 1].empty()
+                      for j in waiting):
+                try:
+                    time.sleep(0.001)
+                except KeyboardInterrupt:
+                    pass
+            raise
 
     def __enter__(self):
         return self
@@ -233,13 +245,15 @@ class Workers:
             thread.join()
 
 
-def _help(inbox, answers):
-    """A helper thread of :class:`Workers`. It runs the items it is handed in
-    order and answers ``(j, results, failure)``: ``failure`` is None, or
-    ``(index of the failed item in items, exception)`` of the first failure,
-    after which that job's remaining items are not run."""
+def _help(workers, j):
+    """Helper thread ``j`` of :class:`Workers`. It runs the items it is
+    handed in order and answers ``(map, j, results, failure)``: ``failure``
+    is None, or ``(index of the failed item in items, exception)`` of the
+    first failure, after which that job's remaining items are not run."""
+    inbox = workers.inboxes[j - 1]
     while (job := inbox.get()) is not None:
-        j, n, function, items, settings = job
+        number, j, n, function, items, settings = job
+        workers.running[j - 1] = number
         results, failure = [], None
         with np.errstate(**settings):
             try:
@@ -247,7 +261,8 @@ def _help(inbox, answers):
                     results.append(function(item))
             except BaseException as error:  # noqa: BLE001 -- the caller raises it
                 failure = (j + len(results) * n, error)
-        answers.put((j, results + [None] * (len(items) - len(results)), failure))
+        workers.answers.put((number, j, results + [None] * (len(items) - len(results)), failure))
+        workers.running[j - 1] = None
 
 
 def _even_parts(n, k):

@@ -295,6 +295,7 @@ class _Progress:
             restarted=restarted,
             unimproved=outcome == "diverged" and not self.improved,
             high_from_start=(outcome == "diverged" and len(self.losses) == 1
+                             and np.isfinite(self.start_guard_loss)  # carried from earlier
                              and exploded(self.start_loss, self.start_guard_loss, [])),
         )
 

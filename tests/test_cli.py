@@ -386,25 +386,28 @@ def test_a_reader_that_goes_away_stops_predict_quietly_but_not_fit(iris_csv, mod
     """``predict ... | head`` exits 1 (its output is incomplete) without a
     message; ``fit ... | head`` goes on without its progress lines and saves
     the model. Neither prints a traceback, nor fails flushing stdout on exit."""
-    model_path = tmp_path / "model.joblib"
-    commands = [
-        ["predict", model_file, iris_csv],
-        ["fit", iris_csv, "--target", "species", "--hidden", "4", "--max-iter", "5",
-         "--cv", "2", "--out", model_path],
+    model_path, merged_path = tmp_path / "model.joblib", tmp_path / "merged.joblib"
+    fit = ["fit", iris_csv, "--target", "species", "--hidden", "4", "--max-iter", "5",
+           "--cv", "2", "--grid", "verbose=true"]  # the estimator prints too
+    commands = [  # (command, stderr into the closed pipe as well, as with 2>&1)
+        (["predict", model_file, iris_csv], False),
+        ([*fit, "--out", model_path], False),
+        ([*fit, "--out", merged_path], True),
     ]
     processes = []
-    for command in commands:  # both at once: each spends a second importing
+    for command, merged in commands:  # all at once: each spends a second importing
         read_end, write_end = os.pipe()
         os.close(read_end)  # the reader is gone before the first line
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "skbackprop", *map(str, command)],
-            stdout=write_end, stderr=subprocess.PIPE, text=True,
+            stdout=write_end, stderr=write_end if merged else subprocess.PIPE, text=True,
         ))
         os.close(write_end)
-    (predict_err, fit_err) = [process.communicate(timeout=60)[1] for process in processes]
-    assert (processes[0].returncode, predict_err) == (1, "")
-    assert (processes[1].returncode, fit_err) == (0, "")
-    assert isinstance(joblib.load(model_path)[-1], BackpropMLPClassifier)
+    errors = [process.communicate(timeout=60)[1] for process in processes]
+    assert [(process.returncode, err) for process, err in zip(processes, errors)] == [
+        (1, ""), (0, ""), (0, None)]
+    for path in (model_path, merged_path):
+        assert isinstance(joblib.load(path)[-1], BackpropMLPClassifier)
 
 
 @pytest.mark.parametrize("command", ["predict", "fit"])

@@ -508,7 +508,7 @@ def test_partial_fit_on_new_data_says_the_loss_was_high_before_any_step():
     start = [a.copy() for a in clf.coefs_ + clf.intercepts_]
     with pytest.warns(ConvergenceWarning, match=(
             r"(?s)on this call's first minibatch already, before any step.*"
-            r"warm_start=True and fit")):
+            r"If the data changed, fit a model on them")):
         clf.set_params(learning_rate_init=1e-3).partial_fit(X_new, y_new)
     assert clf.diverged_
     for a, b in zip(clf.coefs_ + clf.intercepts_, start):
@@ -518,7 +518,8 @@ def test_partial_fit_on_new_data_says_the_loss_was_high_before_any_step():
 def test_a_partial_fit_stream_that_diverges_is_caught():
     """Chunks of one minibatch each: each call's loss is measured before its
     one step, so only the comparison with the earlier calls sees the loss
-    climb. The warning then blames the learning rate."""
+    climb. The warning names both causes it cannot tell apart, the previous
+    step first, and says that a smaller rate needs a new fit."""
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     clf = BackpropMLPClassifier((30,), solver="sgd", learning_rate_init=2.0, random_state=0)
@@ -530,8 +531,28 @@ def test_a_partial_fit_stream_that_diverges_is_caught():
             if clf.diverged_:
                 break
     assert clf.diverged_ and call < 10, call
-    assert "learning_rate_init=2.0 is probably too large" in str(caught[-1].message)
+    message = str(caught[-1].message)
+    assert "before any step: the last step of the previous call exploded" in message
+    assert ("learning_rate_init=2.0 is probably too large; try a smaller one, such as 0.2. "
+            "It takes effect in a new fit, not in later partial_fit calls.") in message
     assert max(clf.loss_curve_[:-1]) <= 100 * max(min(clf.loss_curve_), 1)
+
+
+def test_only_partial_fit_says_the_loss_was_high_before_any_step(iris):
+    """A fit's guard has no earlier best: a non-finite first loss there is
+    blamed on the learning rate alone, without talk of earlier calls."""
+    X, y = iris
+    huge = X / X.max() * 1e308  # finite, but the first loss is not
+    for call in (lambda clf: clf.fit(huge, y),
+                 lambda clf: clf.partial_fit(huge, y, classes=[0, 1, 2])):
+        clf = BackpropMLPClassifier((5,), random_state=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(clf)
+        diverged = [str(w.message) for w in caught if "diverged" in str(w.message)]
+        assert len(diverged) == 1 and clf.diverged_
+        assert "earlier calls" not in diverged[0]
+        assert "probably too large" in diverged[0]
 
 
 def test_lbfgs_meeting_a_non_finite_loss_keeps_the_starting_weights(iris):
