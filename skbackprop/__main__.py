@@ -131,6 +131,10 @@ class _Progress:
             except OSError as exc:
                 self._gone(exc)
 
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
     def _gone(self, exc):
         # Windows often reports a closed pipe as EINVAL rather than EPIPE
         if not (isinstance(exc, BrokenPipeError) or exc.errno == errno.EINVAL):
@@ -138,7 +142,9 @@ class _Progress:
         self.reader_gone = True
         _discard_output(self.stream)
 
-    def __getattr__(self, name):  # fileno, isatty, encoding, ...
+    def __getattr__(self, name):  # fileno, isatty, encoding, ... (not .buffer's writes)
+        if name == "stream":  # not set yet (as in copy.copy): no endless recursion
+            raise AttributeError(name)
         return getattr(self.stream, name)
 
 

@@ -958,8 +958,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 restored = "The weights of the best epoch were restored."
             cause = (f"learning_rate_init={lr} is probably too large; try a smaller one, "
                      f"such as {lr / 10:g}.")
-            if incremental:  # partial_fit keeps the rate of its first call
-                cause += " It takes effect in a new fit, not in later partial_fit calls."
+            if incremental:  # the stream's optimizer state holds its rate
+                cause += (" A partial_fit stream goes on with the learning rate in its "
+                          "optimizer's state, as MLPClassifier's does: a new "
+                          "learning_rate_init takes full effect only in a new fit.")
             if result.high_from_start:  # only partial_fit compares with earlier calls
                 cause = (
                     "The loss was past the guard's threshold (100 times the best loss of the "

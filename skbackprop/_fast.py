@@ -25,6 +25,7 @@ be sparse: the input layer's two products then go through SciPy.
 import functools
 import os
 import queue
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -200,21 +201,24 @@ class Workers:
         self.maps += 1
         helped = range(1, min(n, len(items)))
         results, failures = [None] * len(items), []
-        try:
-            for j in helped:
-                self.inboxes[j - 1].put((self.maps, j, n, function, items[j::n], settings))
-            results[::n] = [function(item) for item in items[::n]]
-        finally:  # no job outlives the call: they write into shared arrays
-            self._gather(helped, results, failures)
+        with _ctrl_c_held():  # a Ctrl-C goes up after the map, never in its middle
+            try:
+                for j in helped:
+                    self.inboxes[j - 1].put((self.maps, j, n, function, items[j::n], settings))
+                results[::n] = [function(item) for item in items[::n]]
+            finally:  # no job outlives the call: they write into shared arrays
+                self._gather(helped, results, failures)
         if failures:  # raised only if the caller's own jobs did not raise
             raise min(failures, key=lambda failure: failure[0])[1]
         return results
 
     def _gather(self, helped, results, failures):
         """The helpers' answers to this map, into ``results`` and ``failures``.
-        A Ctrl-C while waiting for them goes up once no helper has work of
-        this map left: the answer of an interrupted map is then dropped by
-        the next, which knows it by its number."""
+        A Ctrl-C is held back during a map of the main thread (see
+        :func:`_ctrl_c_held`); when it cannot be (another SIGINT handler is
+        set), a Ctrl-C while waiting goes up once no helper seems to have
+        work of this map left, and the answer of an interrupted map is
+        dropped by the next, which knows it by its number."""
         n, waiting = self.n_threads, set(helped)
         try:
             while waiting:
@@ -243,6 +247,29 @@ class Workers:
             inbox.put(None)
         for thread in self.threads:
             thread.join()
+
+
+@contextmanager
+def _ctrl_c_held():
+    """Within the block, a Ctrl-C (SIGINT) is recorded, and raised as
+    KeyboardInterrupt when the block ends. A KeyboardInterrupt can otherwise
+    arise between any two bytecodes, and no placement of them lets a map
+    both hand out its jobs and wait for all of them whatever that moment
+    is. Only Python's own SIGINT handler, in the main thread, is held back
+    (others, and other threads, are left alone); the cost is two calls to
+    ``signal.signal`` a map, about 2 µs."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _help(workers, j):

@@ -277,6 +277,40 @@ def test_a_ctrl_c_while_waiting_for_a_helper_comes_after_its_job():
         assert workers.map(lambda k: f"second, {k}", [0, 1]) == ["second, 0", "second, 1"]
 
 
+def test_a_map_holds_a_ctrl_c_back_only_under_pythons_own_handler():
+    """During a map, Python's SIGINT handler is swapped for one that records
+    the signal (raised when the map ends, see the test above); it is back
+    after the map, also after a failure. Another handler is left alone."""
+    import signal
+
+    from skbackprop._fast import Workers
+
+    seen = []
+
+    def handler_inside(k):
+        seen.append(signal.getsignal(signal.SIGINT))
+        return k
+
+    with Workers(2) as workers:
+        workers.map(handler_inside, [0, 1])
+        assert seen[0] is not signal.default_int_handler  # the caller's item, in the map
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(ValueError, match="in a worker"):
+            workers.map(_raise_in_worker, [0, 1])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+        def custom(number, frame):
+            pass
+
+        previous = signal.signal(signal.SIGINT, custom)
+        try:
+            seen.clear()
+            workers.map(handler_inside, [0, 1])
+            assert seen[0] is custom and signal.getsignal(signal.SIGINT) is custom
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _raise_from_items_4_and_5(k):
     if k in (4, 5):
         raise ValueError(f"item {k}")

@@ -519,7 +519,7 @@ def test_a_partial_fit_stream_that_diverges_is_caught():
     """Chunks of one minibatch each: each call's loss is measured before its
     one step, so only the comparison with the earlier calls sees the loss
     climb. The warning names both causes it cannot tell apart, the previous
-    step first, and says that a smaller rate needs a new fit."""
+    step first, and says where a smaller rate takes full effect."""
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     clf = BackpropMLPClassifier((30,), solver="sgd", learning_rate_init=2.0, random_state=0)
@@ -534,7 +534,9 @@ def test_a_partial_fit_stream_that_diverges_is_caught():
     message = str(caught[-1].message)
     assert "before any step: the last step of the previous call exploded" in message
     assert ("learning_rate_init=2.0 is probably too large; try a smaller one, such as 0.2. "
-            "It takes effect in a new fit, not in later partial_fit calls.") in message
+            "A partial_fit stream goes on with the learning rate in its optimizer's state, "
+            "as MLPClassifier's does: a new learning_rate_init takes full effect only in a "
+            "new fit.") in message
     assert max(clf.loss_curve_[:-1]) <= 100 * max(min(clf.loss_curve_), 1)
 
 
