@@ -105,8 +105,8 @@ def _discard_output(stream):
         os.close(devnull)
 
 
-class _Progress:
-    """A text stream for progress lines whose reader may go away
+class _TolerantOutput:
+    """A text stream (of progress lines, say) whose reader may go away
     (``fit ... | head -1``): once writing to ``stream`` fails because the
     reader closed it, the stream is pointed at os.devnull and everything
     written later is dropped, so that the work goes on without its
@@ -150,12 +150,12 @@ class _Progress:
 
 @contextlib.contextmanager
 def _output_whose_reader_may_go():
-    """Within the block, ``sys.stdout`` and ``sys.stderr`` are :class:`_Progress`
+    """Within the block, ``sys.stdout`` and ``sys.stderr`` are :class:`_TolerantOutput`
     streams: every writer (progress lines, warnings, an estimator's
     ``verbose`` lines, from any thread) may lose its reader without
     stopping the work."""
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Progress(sys.stdout), _Progress(sys.stderr)
+    sys.stdout, sys.stderr = _TolerantOutput(sys.stdout), _TolerantOutput(sys.stderr)
     try:
         yield
     finally:
@@ -916,7 +916,7 @@ def run_fit(data, target, out_path, *, hidden=(100,), grid=None, cv=5, max_iter=
         that diverged: then no model is saved.
     """
     # Progress lines that can no longer be printed do not abort the fit.
-    out = _Progress(sys.stdout if out is None else out)
+    out = _TolerantOutput(sys.stdout if out is None else out)
     out_path = Path(out_path)
     if not out_path.parent.is_dir():  # fail before the fits, not after
         raise CommandError(f"cannot save the model to {out_path}: no directory {out_path.parent}")

@@ -204,7 +204,7 @@ class Workers:
         with _ctrl_c_held():  # a Ctrl-C goes up after the map, never in its middle
             try:
                 for j in helped:
-                    self.inboxes[j - 1].put((self.maps, j, n, function, items[j::n], settings))
+                    self.inboxes[j - 1].put((self.maps, function, items[j::n], settings))
                 results[::n] = [function(item) for item in items[::n]]
             finally:  # no job outlives the call: they write into shared arrays
                 self._gather(helped, results, failures)
@@ -277,9 +277,9 @@ def _help(workers, j):
     handed in order and answers ``(map, j, results, failure)``: ``failure``
     is None, or ``(index of the failed item in items, exception)`` of the
     first failure, after which that job's remaining items are not run."""
-    inbox = workers.inboxes[j - 1]
+    inbox, n = workers.inboxes[j - 1], workers.n_threads
     while (job := inbox.get()) is not None:
-        number, j, n, function, items, settings = job
+        number, function, items, settings = job
         workers.running[j - 1] = number
         results, failure = [], None
         with np.errstate(**settings):
