@@ -118,55 +118,124 @@ def _blas_thread_limit():
 # running at once in threads share: were each to set it and put back what it
 # found, one could put back a limit another had set, for good. So each open
 # block of ``training_threads`` (in any thread, nested or not) files a request
-# here; BLAS follows the smallest, and the last block to close puts back the
-# limits from before the first opened. The smallest, because fits that
-# overlap share the cores anyway, and so that the limit depends only on which
-# blocks are open, not on the order they opened or close in.
+# here; BLAS follows the smallest, and once no block asks for anything the
+# limits go back to the *baseline*. The smallest, because fits that overlap
+# share the cores anyway, and so that the limit depends only on which blocks
+# are open, not on the order they opened or close in.
+#
+# The baseline is what the limits were as the first block opened, or what
+# someone else (a user's ``threadpool_limits``, say, around a fit in another
+# thread) set them to since the last update from here: an update that finds
+# the limits other than it left them takes them as the new baseline, and no
+# request raises a library above it. So a fit inside a user's limit of one
+# thread, while another thread's fit is open, does not end with BLAS back on
+# the limits from before the user's block, and a limit set while fits run
+# holds.
+#
+# A request is filed with the thread it came from: a child made by ``fork``
+# has only the thread that forked, and drops the requests of the others,
+# which would otherwise hold its BLAS at their limit for good (see
+# ``_forget_other_threads_requests``).
 _blas_lock = threading.Lock()
-_blas_requests = []  # plan.blas_threads of every open block (None asks nothing)
-_blas_before = None  # made as the first block opened: restores the limits it saw
+_blas_requests = []  # a _BlasRequest of every open block
+_blas_baseline = None  # per library: the limits when no block asks for any
+_blas_applied = None  # per library: the limits as the last update from here left them
+
+
+class _BlasRequest:
+    """One open block's request: ``n_threads`` (None asks nothing), and the
+    thread that filed it. Compared by identity, so that equal requests of two
+    blocks stay apart."""
+
+    __slots__ = ("n_threads", "thread")
+
+    def __init__(self, n_threads):
+        self.n_threads = n_threads
+        self.thread = threading.get_ident()
 
 
 @contextmanager
 def training_threads(plan):
     """Within the block, BLAS uses ``plan.blas_threads`` threads (fewer while
-    a block open in another thread asks for fewer); yields the
-    :class:`Workers` that run the shards."""
-    _file_blas_request(plan.blas_threads)
+    a block open in another thread asks for fewer, or a limit set since by
+    someone else is lower); yields the :class:`Workers` that run the shards."""
+    request = _file_blas_request(plan.blas_threads)
     try:
         with Workers(plan.n_workers) as workers:
             yield workers
     finally:  # after an exception too
-        _withdraw_blas_request(plan.blas_threads)
+        _withdraw_blas_request(request)
 
 
 def _file_blas_request(n_threads):
-    global _blas_before
+    """Files a request for ``n_threads`` BLAS threads (None: leave BLAS as
+    it is) and applies the requests; returns it, for
+    :func:`_withdraw_blas_request`."""
+    request = _BlasRequest(n_threads)
     with _blas_lock:
-        if not _blas_requests:
-            _blas_before = _blas_libraries().limit(limits=None)  # remembers, sets nothing
-        _blas_requests.append(n_threads)
+        _note_limits_set_elsewhere()
+        _blas_requests.append(request)
+        _apply_blas_requests()
+    return request
+
+
+def _withdraw_blas_request(request):
+    with _blas_lock:
+        _note_limits_set_elsewhere()
+        _blas_requests.remove(request)
         _apply_blas_requests()
 
 
-def _withdraw_blas_request(n_threads):
-    with _blas_lock:
-        _blas_requests.remove(n_threads)
-        _apply_blas_requests()
+def _blas_limits_now():
+    return [lib.get_num_threads() for lib in _blas_libraries().lib_controllers]
+
+
+def _note_limits_set_elsewhere():
+    """Limits other than the last update left them were set by someone else
+    (or none was made yet): they are the new baseline."""
+    global _blas_baseline
+    now = _blas_limits_now()
+    if now != _blas_applied:
+        _blas_baseline = now
 
 
 def _apply_blas_requests():
-    wanted = [n for n in _blas_requests if n is not None]
-    if wanted:
-        _blas_libraries().limit(limits=min(wanted))
-    else:  # no block open, or none that asks
-        _blas_before.restore_original_limits()
+    global _blas_applied
+    wanted = [request.n_threads for request in _blas_requests
+              if request.n_threads is not None]
+    for lib, baseline in zip(_blas_libraries().lib_controllers, _blas_baseline):
+        if baseline is None:  # the library does not tell its limit
+            continue
+        lib.set_num_threads(min(wanted + [baseline]))
     # threadpoolctl 3.8 obeys, for OpenBLAS on pthreads, only the thread that
     # set a limit first, until it lets go: let go, so that the next update may
     # come from any thread (this does nothing if another thread holds control).
     let_go = getattr(OpenBLASController, "clear_controlling_thread", None)  # 3.8 and later
     if let_go is not None:
         let_go()
+    _blas_applied = _blas_limits_now()  # what BLAS took (another thread may hold control)
+
+
+def _forget_other_threads_requests():
+    """In a child made by ``fork``: only the forking thread lives on, so the
+    requests of blocks open in other threads are dropped, and the limits
+    follow those left (back to the baseline if none); the lock, which another
+    thread may have held at the fork, is made anew."""
+    global _blas_lock
+    _blas_lock = threading.Lock()
+    me = threading.get_ident()
+    mine = [request for request in _blas_requests if request.thread == me]
+    if len(mine) == len(_blas_requests):
+        return
+    _blas_requests[:] = mine
+    try:
+        _apply_blas_requests()
+    except Exception:  # noqa: BLE001 -- a hook of fork has no caller to tell
+        pass
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_other_threads_requests)
 
 
 class Workers:
@@ -226,13 +295,14 @@ class Workers:
                 if number != self.maps:
                     continue  # left by an earlier map that a Ctrl-C ended
                 waiting.discard(j)
-                results[j::n] = answers
-                if failure is not None:
+                if failure is None:
+                    results[j::n] = answers
+                else:  # the map raises: its results do not matter
                     failures.append(failure)
         except KeyboardInterrupt:
             # Polling state, not taking answers: an interrupt cannot lose one.
-            while any(self.running[j - 1] == self.maps or not self.inboxes[j - 1].empty()
-                      for j in waiting):
+            while any((self.running[j - 1] == self.maps or not self.inboxes[j - 1].empty())
+                      and self.threads[j - 1].is_alive() for j in waiting):
                 try:
                     time.sleep(0.001)
                 except KeyboardInterrupt:
@@ -276,19 +346,23 @@ def _help(workers, j):
     """Helper thread ``j`` of :class:`Workers`. It runs the items it is
     handed in order and answers ``(map, j, results, failure)``: ``failure``
     is None, or ``(index of the failed item in items, exception)`` of the
-    first failure, after which that job's remaining items are not run."""
+    first failure, after which that job's remaining items are not run (and
+    ``results`` may be None). Whatever fails, its own bookkeeping included
+    (a MemoryError can come from any allocation), it answers: a job that
+    went unanswered would keep the map waiting for good."""
     inbox, n = workers.inboxes[j - 1], workers.n_threads
     while (job := inbox.get()) is not None:
         number, function, items, settings = job
         workers.running[j - 1] = number
-        results, failure = [], None
-        with np.errstate(**settings):
-            try:
-                for item in items:
-                    results.append(function(item))
-            except BaseException as error:  # noqa: BLE001 -- the caller raises it
-                failure = (j + len(results) * n, error)
-        workers.answers.put((number, j, results + [None] * (len(items) - len(results)), failure))
+        results, failure, k = None, None, 0
+        try:
+            results = [None] * len(items)
+            with np.errstate(**settings):
+                for k, item in enumerate(items):
+                    results[k] = function(item)
+        except BaseException as error:  # noqa: BLE001 -- the caller raises it
+            failure = (j + k * n, error)
+        workers.answers.put((number, j, results, failure))
         workers.running[j - 1] = None
 
 
