@@ -155,11 +155,19 @@ def _output_whose_reader_may_go():
     ``verbose`` lines, from any thread) may lose its reader without
     stopping the work."""
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _TolerantOutput(sys.stdout), _TolerantOutput(sys.stderr)
+    tolerant = sys.stdout, sys.stderr = _TolerantOutput(sys.stdout), _TolerantOutput(sys.stderr)
     try:
         yield
     finally:
+        for stream in tolerant:  # argparse writes without flushing:
+            stream.flush()  # flush now, while a closed pipe is tolerated
         sys.stdout, sys.stderr = saved
+
+
+def _tell(text):
+    """Print one line on stderr, which may have lost its reader (``2>&1 |
+    head``): the exit status still tells what happened."""
+    print(text, file=_TolerantOutput(sys.stderr), flush=True)
 
 
 def format_table(headers, rows):
@@ -1172,13 +1180,16 @@ def main(argv=None):
     (``predict ... | head``), since its output is then incomplete. A ``fit``
     or the demo goes on without printing then (``fit`` still saves the
     model), whichever of its outputs (stdout or stderr) lost its reader.
+    Every command's messages on stderr may lose their reader too: the exit
+    status is the same.
     """
-    args = build_parser().parse_args(argv)
+    with _output_whose_reader_may_go():  # usage errors and --help, into a closed pipe too
+        args = build_parser().parse_args(argv)
     command = args.command or "demo"
     tolerant = command in ("fit", "demo")
     try:
         with (_output_whose_reader_may_go() if tolerant else contextlib.nullcontext()), \
-                (_warnings_as_lines(sys.stderr) if command != "demo"
+                (_warnings_as_lines(_TolerantOutput(sys.stderr)) if command != "demo"
                  else contextlib.nullcontext()):
             if command == "demo":
                 run_demo()
@@ -1188,10 +1199,10 @@ def main(argv=None):
             else:
                 run_predict(args.model, args.data)
     except CommandError as exc:
-        print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
+        _tell(f"{PROG} {command}: error: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        _tell("\ninterrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader of predict's output went away
         _discard_output(sys.stdout)

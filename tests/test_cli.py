@@ -433,6 +433,53 @@ def test_a_broken_pipe_points_stdout_at_devnull(iris_csv, model_file, tmp_path, 
     assert model_path.exists() == (command == "fit")
 
 
+def into_closed_pipe(monkeypatch, name):
+    """Point ``sys.<name>`` at a pipe whose reader is gone (``2>&1 | head``)
+    for the rest of the test; return the pipe's file descriptor. (Called in
+    the test itself: capsys replaces sys.stderr when the test starts.)"""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    monkeypatch.setattr(sys, name, open(write_end, "w"))
+    return write_end
+
+
+def warn_then_print(model, data):
+    warnings.warn("a warning nobody reads")
+    print("label")
+
+
+@pytest.mark.parametrize("argv, replacement, expected", [
+    (["predict", "missing.joblib", "missing.csv"], None, 1),  # the one-line error
+    (["predict", "m.joblib", "d.csv"], KeyboardInterrupt, cli.EXIT_INTERRUPTED),
+    (["predict", "m.joblib", "d.csv"], warn_then_print, 0),  # a warning line
+])
+def test_messages_into_a_closed_stderr_keep_their_exit_status(capsys, monkeypatch, argv,
+                                                                replacement, expected):
+    """No BrokenPipeError escapes: the exit status says what happened, and a
+    predict whose warnings lose their reader still prints all its labels."""
+    closed_stderr = into_closed_pipe(monkeypatch, "stderr")
+    if replacement is KeyboardInterrupt:
+        def interrupted(model, data):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(cli, "run_predict", interrupted)
+    elif replacement is not None:
+        monkeypatch.setattr(cli, "run_predict", replacement)
+    assert cli.main(argv) == expected
+    assert capsys.readouterr().out == ("label\n" if replacement is warn_then_print else "")
+    assert os.path.samestat(os.fstat(closed_stderr), os.stat(os.devnull))
+
+
+@pytest.mark.parametrize("argv", [["--no-such-option"], ["--help"]])
+def test_usage_into_a_closed_pipe_keeps_its_exit_status(monkeypatch, argv):
+    """argparse's usage error (status 2, on stderr) and --help (status 0, on
+    stdout) end with their own status when their reader is gone."""
+    written = [into_closed_pipe(monkeypatch, name) for name in ("stdout", "stderr")]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == (0 if argv == ["--help"] else cli.EXIT_USAGE)
+    assert os.path.samestat(os.fstat(written[argv != ["--help"]]), os.stat(os.devnull))
+
+
 # --------------------------------------------------------------- errors
 
 
