@@ -446,8 +446,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         """Train for one epoch over ``X`` and ``y``, continuing from the current weights.
 
         The optimizer's state (velocities or Adam moments, and the learning
-        rate of a schedule) carries over from one call to the next. Not
-        available with ``solver='lbfgs'``.
+        rate of a schedule) carries over from one call to the next; a stream
+        keeps the ``learning_rate_init`` it started with, as
+        ``MLPClassifier``'s does. Not available with ``solver='lbfgs'``.
 
         Parameters
         ----------
@@ -761,7 +762,6 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             schedule=self.learning_rate if self.solver == "sgd" else "constant",
-            learning_rate_init=self.learning_rate_init,
             power_t=self.power_t,
             guard_carries_over=incremental,
         )
@@ -789,6 +789,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         ``warm_start`` keeps counting epochs without improvement where the
         previous fit stopped, as ``MLPClassifier`` does."""
         previous_state = getattr(self, "_stochastic_state", None)
+        if previous_state is not None and previous_state.learning_rate_init is None:
+            # saved before a stream kept its starting rate: such streams went
+            # on from the current learning_rate_init
+            previous_state = previous_state._replace(learning_rate_init=self.learning_rate_init)
         fresh_optimizer_state = optimizer.init(params)
         watches_score = self.early_stopping and not incremental  # partial_fit never validates
         if previous_state is not None and (self.best_loss_ is None) != watches_score:
@@ -817,7 +821,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         samples_seen = self.t_ if warm else 0
         count = previous_state.no_improvement if warm and previous_state is not None else 0
         return SolverState(fresh_optimizer_state, self.learning_rate_init, count, best,
-                           samples_seen)
+                           samples_seen, self.learning_rate_init)
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -847,6 +851,15 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             np.arange(X.shape[0]), test_size=self.validation_fraction, random_state=rng,
             stratify=None if multilabel else y,
         )
+        if multilabel and len(validation_rows) < 2:
+            # MLPClassifier's minimum for every target: an accuracy on one
+            # sample is 0 or 1, no score to stop on
+            raise ValueError(
+                f"early_stopping's validation part holds {len(validation_rows)} of "
+                f"{X.shape[0]} samples; it needs at least 2. The validation set is too "
+                "small: increase validation_fraction or the size of the data set, or set "
+                "early_stopping=False."
+            )
         if not multilabel:  # stratified, but rounding can still leave a rare class out
             missing = np.setdiff1d(np.unique(y), y[validation_rows])
             if missing.size:
@@ -947,7 +960,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         elif result.diverged:
-            lr = self.learning_rate_init
+            # a partial_fit stream keeps the rate it started with
+            lr = result.state.learning_rate_init if incremental else self.learning_rate_init
             if result.unimproved:
                 restored = ("The starting weights were restored (no epoch before the "
                             "explosion had improved the loss).")
@@ -956,12 +970,15 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                             "of the best epoch, in which the explosion had begun).")
             else:
                 restored = "The weights of the best epoch were restored."
-            cause = (f"learning_rate_init={lr} is probably too large; try a smaller one, "
-                     f"such as {lr / 10:g}.")
-            if incremental:  # the stream's optimizer state holds its rate
-                cause += (" A partial_fit stream goes on with the learning rate in its "
-                          "optimizer's state, as MLPClassifier's does: a new "
-                          "learning_rate_init takes full effect only in a new fit.")
+            if incremental:
+                cause = (f"learning_rate_init={lr}, the rate this partial_fit stream started "
+                         "with, is probably too large. A stream keeps that rate, as "
+                         "MLPClassifier's does, even when set_params changes "
+                         "learning_rate_init: start a new stream with a smaller one, such as "
+                         f"{lr / 10:g}, with fit or with partial_fit on a clone.")
+            else:
+                cause = (f"learning_rate_init={lr} is probably too large; try a smaller one, "
+                         f"such as {lr / 10:g}.")
             if result.high_from_start:  # only partial_fit compares with earlier calls
                 cause = (
                     "The loss was past the guard's threshold (100 times the best loss of the "

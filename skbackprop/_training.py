@@ -31,7 +31,6 @@ class MinibatchConfig(NamedTuple):
     tol: float
     n_iter_no_change: float
     schedule: str  #: "constant", "invscaling" or "adaptive"
-    learning_rate_init: float
     power_t: float
     #: the guard compares with the best loss of earlier runs too (partial_fit,
     #: whose calls are one stream); otherwise only with this run's epochs
@@ -47,6 +46,10 @@ class SolverState(NamedTuple):
     no_improvement: int  #: epochs in a row without improvement
     best: float  #: best training loss (or best validation score, with validation)
     samples_seen: float  #: training samples seen so far, each counted by its weight
+    #: the rate the schedule started from; like the optimizer's state, a
+    #: partial_fit stream keeps it from its first call, as MLPClassifier's
+    #: does (None: ``learning_rate``, as in states saved before it was kept)
+    learning_rate_init: Any = None
 
 
 class TrainingResult(NamedTuple):
@@ -171,12 +174,26 @@ def invscaling(learning_rate_init, power_t, samples_seen):
     return learning_rate_init / (samples_seen + 1) ** power_t
 
 
-def no_improvement_count(improvement, count, tol):
+def no_improvement_count(value, best, count, tol, *, higher_is_better=False):
     """``MLPClassifier``'s stopping rule: an epoch counts as *no improvement*
-    unless it beats the best so far by at least ``tol``; training stops (or,
-    with 'adaptive', slows down) once there are more than ``n_iter_no_change``
-    such epochs in a row."""
-    return count + 1 if improvement < tol else 0
+    unless its ``value`` beats the ``best`` so far by at least ``tol``;
+    training stops (or, with 'adaptive', slows down) once there are more than
+    ``n_iter_no_change`` such epochs in a row.
+
+    ``value`` is a training loss (lower is better) or, with
+    ``higher_is_better``, a validation score. The comparison is written as
+    ``MLPClassifier`` writes it, ``loss > best - tol`` and
+    ``score < best + tol``, not as a difference with ``tol``: the two round
+    differently, and validation accuracies are multiples of ``1/n_val``, so
+    with a ``tol`` of such a multiple (``tol=1/n_val``: "one more sample
+    right") a difference rule would count many real improvements of one
+    sample as none, and stop at another epoch than ``MLPClassifier``.
+    """
+    if higher_is_better:
+        stalled = value < best + tol
+    else:
+        stalled = value > best - tol
+    return count + 1 if stalled else 0
 
 
 def exploded(loss, best_loss, params):
@@ -205,7 +222,10 @@ class _Progress:
     stopping count, the learning rate and the best parameters so far."""
 
     def __init__(self, state, params, validating, guard_carries_over):
-        self.optimizer_state, self.learning_rate, self.count, self.best, self.samples_seen = state
+        self.optimizer_state, self.learning_rate, self.count, self.best, self.samples_seen = (
+            state[:5])
+        self.learning_rate_init = (state.learning_rate if state.learning_rate_init is None
+                                   else state.learning_rate_init)
         self.validating = validating
         # The guard's best loss: of this run's epochs, and with
         # guard_carries_over (partial_fit) of the earlier runs' too. A
@@ -229,21 +249,23 @@ class _Progress:
             return "diverged"
         self.guard_loss = min(self.guard_loss, loss)
         if validate is None:  # watch the training loss
-            improvement = self.best - loss
+            value, improved = loss, loss < self.best
         else:  # watch the validation score
             score, validation_loss = validate(params)
             self.scores.append(score)
             self.validation_losses.append(validation_loss)
             if verbose:
                 print(f"Validation score: {score:f}")
-            improvement = score - self.best
-        self.count = no_improvement_count(improvement, self.count, config.tol)
-        if improvement > 0:
-            self.best = loss if validate is None else score
+            value, improved = score, score > self.best
+        self.count = no_improvement_count(
+            value, self.best, self.count, config.tol, higher_is_better=validate is not None
+        )
+        if improved:
+            self.best = value
             self.best_params = copy_params(params)
         if config.schedule == "invscaling":
             self.learning_rate = invscaling(
-                config.learning_rate_init, config.power_t, self.samples_seen
+                self.learning_rate_init, config.power_t, self.samples_seen
             )
         if self.count > config.n_iter_no_change:
             return self._stalled(config, verbose)
@@ -285,9 +307,8 @@ class _Progress:
         return True
 
     def result(self, outcome, restarted=False):
-        state = SolverState(
-            self.optimizer_state, self.learning_rate, self.count, self.best, self.samples_seen
-        )
+        state = SolverState(self.optimizer_state, self.learning_rate, self.count, self.best,
+                            self.samples_seen, self.learning_rate_init)
         return TrainingResult(
             self.losses, self.scores, self.validation_losses, state,
             converged=outcome == "converged", diverged=outcome == "diverged",

@@ -43,9 +43,30 @@ def test_epoch_order_matches_scikit_learns_shuffle_sequence():
 
 
 def test_no_improvement_rule():
-    assert no_improvement_count(1.0, 3, tol=0.5) == 0  # improved by 1 > tol
-    assert no_improvement_count(0.4, 3, tol=0.5) == 4  # improved by only 0.4
-    assert no_improvement_count(-0.5, 0, tol=0.0) == 1  # got worse
+    assert no_improvement_count(1.0, 2.0, 3, tol=0.5) == 0  # improved by 1 > tol
+    assert no_improvement_count(1.6, 2.0, 3, tol=0.5) == 4  # improved by only 0.4
+    assert no_improvement_count(2.5, 2.0, 0, tol=0.0) == 1  # got worse
+    assert no_improvement_count(1.0, np.inf, 5, tol=0.5) == 0  # the first epoch
+    # a score: higher is better
+    assert no_improvement_count(0.9, 0.5, 3, tol=0.1, higher_is_better=True) == 0
+    assert no_improvement_count(0.55, 0.5, 3, tol=0.1, higher_is_better=True) == 4
+    assert no_improvement_count(0.5, -np.inf, 5, tol=0.1, higher_is_better=True) == 0
+
+
+@pytest.mark.parametrize("n_val", [30, 60])
+def test_no_improvement_rule_rounds_as_mlpclassifiers(n_val):
+    """MLPClassifier compares ``score < best + tol`` (and ``loss > best - tol``).
+    With validation accuracies k / n_val and tol = 1 / n_val, one more sample
+    right is an improvement there for most k, though ``score - best < tol``
+    in floating point: the rule must round the same way."""
+    tol = 1 / n_val
+    for k in range(n_val):
+        best, score = k / n_val, (k + 1) / n_val
+        expected = 4 if score < best + tol else 0  # MLPClassifier's test, verbatim
+        assert no_improvement_count(score, best, 3, tol, higher_is_better=True) == expected
+        loss, best_loss = 1 - score, 1 - best  # the same, for a loss that falls
+        expected = 4 if loss > best_loss - tol else 0
+        assert no_improvement_count(loss, best_loss, 3, tol) == expected
 
 
 def test_invscaling_schedule():
@@ -89,13 +110,13 @@ def quadratic_problem():
 
 def config(**changes):
     settings = dict(batch_size=10, max_iter=500, shuffle=False, tol=1e-10, n_iter_no_change=3,
-                    schedule="constant", learning_rate_init=0.5, power_t=0.5)
+                    schedule="constant", power_t=0.5)
     settings.update(changes)
     return MinibatchConfig(**settings)
 
 
 def fresh_state(optimizer, params, learning_rate, best=np.inf):
-    return SolverState(optimizer.init(params), learning_rate, 0, best, 0)
+    return SolverState(optimizer.init(params), learning_rate, 0, best, 0, learning_rate)
 
 
 def test_full_batch_training_reaches_the_minimum_and_stops():
@@ -206,7 +227,7 @@ def test_invscaling_updates_the_learning_rate_after_each_epoch():
     objective, X, Y = quadratic_problem()
     params = [np.array([0.0])]
     optimizer = sgd()
-    cfg = config(schedule="invscaling", max_iter=3, learning_rate_init=0.2, power_t=0.25,
+    cfg = config(schedule="invscaling", max_iter=3, power_t=0.25,
                  tol=0.0, n_iter_no_change=100)
     result = train_minibatch(objective, params, X, Y, None, optimizer, cfg,
                              fresh_state(optimizer, params, 0.2), np.random.RandomState(0))
@@ -217,7 +238,7 @@ def test_explosion_restores_the_best_parameters():
     objective, X, Y = quadratic_problem()
     params = [np.array([1.0])]
     optimizer = sgd()
-    cfg = config(learning_rate_init=10.0, tol=0.0, n_iter_no_change=10**6, max_iter=1000)
+    cfg = config(tol=0.0, n_iter_no_change=10**6, max_iter=1000)
     with np.errstate(over="ignore", invalid="ignore"):
         result = train_minibatch(objective, params, X, Y, None, optimizer, cfg,
                                  fresh_state(optimizer, params, 10.0), np.random.RandomState(0))
@@ -238,7 +259,7 @@ def test_validation_watches_the_score_and_restores_the_best_parameters():
         seen.append(float(p[0][0]))
         return -abs(p[0][0] - 2.0), 0.0
 
-    cfg = config(learning_rate_init=0.3, n_iter_no_change=2, tol=0.0)
+    cfg = config(n_iter_no_change=2, tol=0.0)
     result = train_minibatch(objective, params, X, Y, None, optimizer, cfg,
                              fresh_state(optimizer, params, 0.3, best=-np.inf),
                              np.random.RandomState(0), validate=validate)
@@ -262,7 +283,7 @@ def test_hooks_see_every_epoch_and_can_stop_training():
 
     params = [np.array([20.0])]
     optimizer = sgd()
-    result = train_minibatch(objective, params, X, Y, None, optimizer, config(learning_rate_init=0.01),
+    result = train_minibatch(objective, params, X, Y, None, optimizer, config(),
                              fresh_state(optimizer, params, 0.01), np.random.RandomState(0),
                              hooks=Hooks())
     assert events == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1), ("begin", 2), ("end", 2)]
@@ -273,7 +294,7 @@ def test_verbose_prints_each_epoch(capsys):
     objective, X, Y = quadratic_problem()
     params = [np.array([1.0])]
     optimizer = sgd()
-    train_minibatch(objective, params, X, Y, None, optimizer, config(max_iter=2, learning_rate_init=0.1),
+    train_minibatch(objective, params, X, Y, None, optimizer, config(max_iter=2),
                     fresh_state(optimizer, params, 0.1), np.random.RandomState(0), verbose=True)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Iteration 1, loss = ")

@@ -127,6 +127,22 @@ def test_early_stopping_matches_mlpclassifier_on_binary_targets(iris):
     assert ours.n_iter_ == theirs.n_iter_ > 3
 
 
+def test_early_stopping_with_a_tol_of_one_validation_sample_stops_as_mlpclassifier():
+    """tol = 1 / n_val asks each improvement to get one more held-out sample
+    right. MLPClassifier's rule (``score < best + tol``) counts such a gain as
+    an improvement; ``score - best < tol`` rounds the other way for most
+    scores, and stopped this run 3 epochs earlier."""
+    X, y = make_classification(300, 6, flip_y=0.2, random_state=1)  # 30 held out
+    params = dict(hidden_layer_sizes=(5,), early_stopping=True, tol=1 / 30, n_iter_no_change=2,
+                  learning_rate_init=0.01, max_iter=100, random_state=0)
+    ours = quiet_fit(BackpropMLPClassifier(**params), X, y)
+    theirs = quiet_fit(MLPClassifier(**params), X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 7
+    assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+    assert ours.best_validation_score_ == theirs.best_validation_score_
+    assert_same_weights(ours, theirs)
+
+
 def test_early_stopping_split_is_stratified_for_every_target(iris):
     X, y = iris
     clf = quiet_fit(BackpropMLPClassifier((3,), early_stopping=True, validation_fraction=0.2,
@@ -161,6 +177,21 @@ def test_early_stopping_needs_a_large_enough_validation_set(blobs):
     with pytest.raises(ValueError, match="validation set with a sample of each of the 3 classes"):
         clf.fit(X[:100], y[:100])
     assert not hasattr(clf, "coefs_")
+
+
+def test_early_stopping_on_multilabel_targets_needs_two_validation_samples():
+    """As MLPClassifier: a single held-out sample (accuracy 0 or 1) is refused."""
+    rng = np.random.RandomState(0)
+    X, Y = rng.randn(10, 3), (rng.rand(10, 2) > 0.5).astype(int)  # 10 % of 10: 1 sample
+    params = dict(hidden_layer_sizes=(3,), early_stopping=True, max_iter=3, random_state=0)
+    with pytest.raises(ValueError, match="validation set is too small"):
+        MLPClassifier(**params).fit(X, Y)
+    clf = BackpropMLPClassifier(**params)
+    with pytest.raises(ValueError, match="validation set is too small"):
+        clf.fit(X, Y)
+    assert not hasattr(clf, "coefs_")
+    X, Y = rng.randn(12, 3), (rng.rand(12, 2) > 0.5).astype(int)  # 2 held out: fine
+    assert len(quiet_fit(BackpropMLPClassifier(**params), X, Y).validation_scores_) == 3
 
 
 def test_verbose_prints_validation_scores(iris, capsys):
@@ -236,6 +267,27 @@ def test_partial_fit_matches_mlpclassifier(iris):
         ours.partial_fit(X[start:start + 50], y[start:start + 50], classes=[0, 1, 2])
         theirs.partial_fit(X[start:start + 50], y[start:start + 50], classes=[0, 1, 2])
     assert_same_weights(ours, theirs)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])
+def test_a_partial_fit_stream_keeps_its_first_rate_as_mlpclassifier(iris, schedule):
+    """A learning_rate_init set between partial_fit calls changes neither
+    stream: the optimizer (and the 'invscaling' schedule) of MLPClassifier
+    keeps the rate it was made with."""
+    X, y = iris
+    params = dict(hidden_layer_sizes=(5,), solver="sgd", learning_rate=schedule,
+                  learning_rate_init=0.05, power_t=0.25, random_state=0)
+    ours, theirs = BackpropMLPClassifier(**params), MLPClassifier(**params)
+    for call, start in enumerate(range(0, 150, 30)):
+        for model in (ours, theirs):
+            if call == 2:
+                model.set_params(learning_rate_init=0.001)
+            model.partial_fit(X[start:start + 30], y[start:start + 30], classes=[0, 1, 2])
+    assert_same_weights(ours, theirs)
+    unchanged = BackpropMLPClassifier(**params)
+    for start in range(0, 150, 30):
+        unchanged.partial_fit(X[start:start + 30], y[start:start + 30], classes=[0, 1, 2])
+    assert_same_weights(ours, unchanged, rtol=1e-12)
 
 
 def test_partial_fit_refuses_early_stopping_and_balanced_class_weight(iris):
@@ -519,7 +571,7 @@ def test_a_partial_fit_stream_that_diverges_is_caught():
     """Chunks of one minibatch each: each call's loss is measured before its
     one step, so only the comparison with the earlier calls sees the loss
     climb. The warning names both causes it cannot tell apart, the previous
-    step first, and says where a smaller rate takes full effect."""
+    step first, and says how to use a smaller rate."""
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     clf = BackpropMLPClassifier((30,), solver="sgd", learning_rate_init=2.0, random_state=0)
@@ -533,10 +585,10 @@ def test_a_partial_fit_stream_that_diverges_is_caught():
     assert clf.diverged_ and call < 10, call
     message = str(caught[-1].message)
     assert "before any step: the last step of the previous call exploded" in message
-    assert ("learning_rate_init=2.0 is probably too large; try a smaller one, such as 0.2. "
-            "A partial_fit stream goes on with the learning rate in its optimizer's state, "
-            "as MLPClassifier's does: a new learning_rate_init takes full effect only in a "
-            "new fit.") in message
+    assert ("learning_rate_init=2.0, the rate this partial_fit stream started with, is "
+            "probably too large. A stream keeps that rate, as MLPClassifier's does, even when "
+            "set_params changes learning_rate_init: start a new stream with a smaller one, "
+            "such as 0.2, with fit or with partial_fit on a clone.") in message
     assert max(clf.loss_curve_[:-1]) <= 100 * max(min(clf.loss_curve_), 1)
 
 
