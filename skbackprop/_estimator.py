@@ -74,28 +74,78 @@ def _undo_on_error(method):
 
 class _CallbackHooks:
     """Reports each epoch (or L-BFGS iteration) to scikit-learn's callbacks as
-    a leaf subtask of the fit task, and passes on their request to stop."""
+    a leaf subtask of the fit task, and passes on their request to stop.
+
+    Every subtask that begins ends: one cut short (Ctrl-C, ``max_fun``) ends
+    as an empty task, without a ``fitted_estimator``, from :meth:`close`. So
+    does one whose weights cannot predict ``X``: an epoch on the way to a
+    divergence can leave finite weights whose outputs overflow, and a
+    callback that scores its ``fitted_estimator`` (``ScoringMonitor``) would
+    raise and end the fit, where the divergence guard would have stopped it,
+    restored the best weights and warned."""
 
     def __init__(self, estimator, context, task_name, X, y, metadata, fitted_attributes):
         self.estimator, self.context, self.task_name = estimator, context, task_name
         self.data = dict(X=X, y=y, metadata=metadata)
         self.fitted_attributes = fitted_attributes
-        self.subtask = None
+        self.subtask = None  # the subtask begun and not yet ended
+        self._largest_input = None
 
     def begin(self, index):
         self.subtask = self.context.subcontext(task_name=self.task_name)
         self.subtask.call_on_fit_task_begin(estimator=self.estimator, **self.data)
 
     def end(self, index, params):
-        return self.subtask.call_on_fit_task_end(
+        subtask, self.subtask = self.subtask, None  # ended once, even if a callback raises
+        return subtask.call_on_fit_task_end(
             estimator=self.estimator,
-            reconstruction_attributes=lambda: self.fitted_attributes(params),
+            reconstruction_attributes=lambda: self._snapshot(params),
             **self.data,
         )
 
     def close(self):
-        """End a subtask that never completed, as an empty task."""
-        self.subtask.call_on_fit_task_end(estimator=self.estimator)
+        """End the subtask still open, if any (its epoch or iteration never
+        completed), as an empty task."""
+        if self.subtask is not None:
+            subtask, self.subtask = self.subtask, None
+            subtask.call_on_fit_task_end(estimator=self.estimator)
+
+    def _snapshot(self, params):
+        """The fitted attributes of the weights ``params``; None (no
+        ``fitted_estimator``) if their outputs on ``X`` are not all finite."""
+        attributes = self.fitted_attributes(params)
+        if self._largest_input is None:
+            X = self.data["X"]
+            values = X.data if sparse.issparse(X) else X
+            self._largest_input = float(np.abs(values).max(initial=0))
+        if not _finite_outputs(self.data["X"], attributes["coefs_"],
+                               attributes["intercepts_"], self.estimator.activation,
+                               self._largest_input):
+            return None
+        return attributes
+
+
+def _finite_outputs(X, coefs, intercepts, activation, largest_input):
+    """Whether the network's logits on ``X`` are all finite (then so are its
+    probabilities): a bound from the largest magnitudes of the inputs and of
+    each layer's weights settles most cases at once; near overflow, the
+    forward pass decides."""
+    arrays = [*coefs, *intercepts]
+    if not all(np.isfinite(a).all() for a in arrays):
+        return False
+    limit = float(np.finfo(coefs[0].dtype).max) / 16  # a margin for rounding
+    bound = largest_input  # of |values| entering each layer; Python floats: inf, no warning
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        bound = (W.shape[0] * bound * float(np.abs(W).max(initial=0))
+                 + float(np.abs(b).max(initial=0)))  # of |X W + b|
+        if not bound < limit:
+            break  # may overflow (even before a bounded activation, into inf - inf)
+        if i < len(coefs) - 1 and activation in ("logistic", "tanh"):
+            bound = min(bound, 1.0)  # |f(z)| <= |z| for "identity" and "relu"
+    else:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(fast_logits(X, coefs, intercepts, activation)).all())
 
 
 class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
@@ -619,6 +669,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             result = self._run_stochastic(
                 theta, X, y, Y, weights, net, rng, hooks, warm, incremental
             )
+        if hooks is not None:  # an epoch cut short (Ctrl-C) ends, empty, before the fit
+            hooks.close()
         coefs, intercepts = flat_views(theta, layer_sizes)
         self._set_fitted_state(classes, coefs, intercepts, output, result, X, Y, weights, warm)
         if context is not None:

@@ -207,3 +207,120 @@ def test_progress_bar_runs_and_the_model_is_unchanged(iris, capsys):
 def test_set_callbacks_rejects_non_callbacks():
     with pytest.raises(TypeError, match="FitCallback"):
         BackpropMLPClassifier().set_callbacks(object())
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_an_epoch_cut_short_by_ctrl_c_ends_as_an_empty_task(iris, monkeypatch, solver):
+    """As an L-BFGS iteration does: every epoch that begins ends, the one
+    that Ctrl-C cut short without a fitted_estimator, before the fit ends."""
+    import skbackprop._training as training
+
+    X, y = iris
+    run_epoch, calls = training.run_epoch, []
+
+    def interrupted_in_the_third_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(training, "run_epoch", interrupted_in_the_third_epoch)
+
+    class Ends(Recorder):
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, **kwargs):
+            self.events.append(("end", context.task_name, context.task_id,
+                                fitted_estimator is not None))
+
+    recorder = Ends()
+    clf = BackpropMLPClassifier((4,), solver=solver, max_iter=10, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.set_callbacks(recorder).fit(X, y)
+    assert clf.n_iter_ == 2
+    ends = [e for e in recorder.events if e[0] == "end"]
+    assert ends == [("end", "epoch", 0, True), ("end", "epoch", 1, True),
+                    ("end", "epoch", 2, False), ("end", "fit", 0, True)]
+    begins = [e for e in recorder.events if e[0] == "begin" and e[1] == "epoch"]
+    assert len(begins) == 3
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_a_scoring_callback_leaves_a_diverging_fit_to_the_divergence_guard(solver):
+    """An epoch on the way to a divergence can leave finite weights whose
+    outputs overflow: its subtask ends without a fitted_estimator, so that
+    ScoringMonitor skips it instead of raising out of the fit, and the guard
+    restores the weights and warns as it does without callbacks."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = X * 1000  # unscaled, and a learning rate far too large: the weights explode
+
+    def fit(clf):
+        with pytest.warns(ConvergenceWarning, match="Training diverged"):
+            return clf.fit(X, y)
+
+    params = dict(hidden_layer_sizes=(50,), solver=solver, learning_rate_init=1e200,
+                  max_iter=30, random_state=0)
+    plain = fit(BackpropMLPClassifier(**params))
+    snapshots = []
+
+    class Snapshots(Recorder):
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, **kwargs):
+            if context.task_name == "epoch":
+                snapshots.append(fitted_estimator)
+
+    monitor = callback.ScoringMonitor(scoring="accuracy")
+    monitored = fit(BackpropMLPClassifier(**params).set_callbacks(monitor, Snapshots()))
+    assert monitored.diverged_ and monitored.n_iter_ == plain.n_iter_
+    for a, b in zip(monitored.coefs_ + monitored.intercepts_, plain.coefs_ + plain.intercepts_):
+        assert_allclose(a, b)
+    assert len(snapshots) == monitored.n_iter_ and snapshots[0] is None
+    assert np.isfinite(monitored.predict_proba(X)).all()
+
+
+def test_a_fitted_estimator_is_given_whenever_its_outputs_are_finite(iris, monkeypatch):
+    """The check behind those empty ends: a bound settles ordinary weights,
+    the forward pass those near overflow, in float64 and in float32."""
+    import skbackprop._estimator as estimator_module
+    from skbackprop._estimator import _finite_outputs
+    from skbackprop._fast import predict_logits
+
+    forward_passes = []
+
+    def counted(*args):
+        forward_passes.append(1)
+        return predict_logits(*args)
+
+    monkeypatch.setattr(estimator_module, "fast_logits", counted)
+
+    for dtype in (np.float64, np.float32):
+        X, y = iris[0].astype(dtype), iris[1]
+        largest = float(np.abs(X).max())
+        for activation in ("relu", "tanh", "logistic", "identity"):
+            clf = quiet_fit(BackpropMLPClassifier((6, 5), activation=activation, max_iter=5,
+                                                  random_state=0), X, y)
+            coefs, intercepts = clf.coefs_, clf.intercepts_
+
+            def finite(coefs):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    return bool(np.isfinite(predict_logits(X, coefs, intercepts,
+                                                           activation)).all())
+
+            assert _finite_outputs(X, coefs, intercepts, activation, largest)
+            assert not forward_passes  # the bound sufficed
+            # a first layer whose products overflow: non-finite outputs through
+            # "relu" or "identity"; through "tanh" or the logistic, as it happens
+            # (inf saturates them, inf - inf is nan)
+            top = np.finfo(dtype).max
+            exploded = [coefs[0] / np.abs(coefs[0]).max() * dtype(top / 2)] + coefs[1:]
+            assert activation in ("tanh", "logistic") or not finite(exploded)
+            checked = _finite_outputs(X, exploded, intercepts, activation, largest)
+            assert checked == finite(exploded)
+            # past the bound's limit, yet finite: the forward pass says so
+            large = coefs[:-1] + [coefs[-1] / np.abs(coefs[-1]).max() * dtype(top / 50)]
+            assert finite(large)
+            forward_passes.clear()
+            assert _finite_outputs(X, large, intercepts, activation, largest)
+            assert forward_passes  # the bound did not suffice
+            forward_passes.clear()
+            nan = [coefs[0] * dtype(np.nan)] + coefs[1:]
+            assert not _finite_outputs(X, nan, intercepts, activation, largest)
