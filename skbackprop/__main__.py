@@ -114,7 +114,7 @@ class _TolerantOutput:
 
     def __init__(self, stream):
         self.stream = stream
-        self.reader_gone = False
+        self.reader_gone = stream is None  # no stream at all (pythonw): drop everything
 
     def write(self, text):
         if not self.reader_gone:
@@ -159,9 +159,11 @@ def _output_whose_reader_may_go():
     try:
         yield
     finally:
-        for stream in tolerant:  # argparse writes without flushing:
-            stream.flush()  # flush now, while a closed pipe is tolerated
-        sys.stdout, sys.stderr = saved
+        try:
+            for stream in tolerant:  # argparse writes without flushing:
+                stream.flush()  # flush now, while a closed pipe is tolerated
+        finally:  # (another error, a full disk say, still raises)
+            sys.stdout, sys.stderr = saved
 
 
 def _tell(text):

@@ -480,6 +480,34 @@ def test_usage_into_a_closed_pipe_keeps_its_exit_status(monkeypatch, argv):
     assert os.path.samestat(os.fstat(written[argv != ["--help"]]), os.stat(os.devnull))
 
 
+def test_exit_statuses_into_closed_pipes_with_buffered_output(tmp_path):
+    """The same in real processes, with Python's streams buffered (as they
+    are unless PYTHONUNBUFFERED is set): text still buffered when a closed
+    pipe fails on exit used to turn every status into 120."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    commands = [(["--help"], 0), (["--no-such-option"], cli.EXIT_USAGE),
+                (["predict", tmp_path / "none.joblib", tmp_path / "none.csv"], 1)]
+    processes = []
+    for argv, _ in commands:  # all at once: each spends a second importing
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "skbackprop", *map(str, argv)],
+            stdout=write_end, stderr=write_end, env=env,
+        ))
+        os.close(write_end)
+    assert [process.wait(timeout=60) for process in processes] == [
+        status for _, status in commands]
+
+
+@pytest.mark.parametrize("name", ["stdout", "stderr"])
+def test_no_stream_at_all_is_no_error(monkeypatch, capsys, name):
+    """Under pythonw, or with a stream closed by the caller, sys.stdout or
+    sys.stderr is None: the messages are dropped, the status stays."""
+    monkeypatch.setattr(sys, name, None)
+    assert cli.main(["predict", "none.joblib", "none.csv"]) == 1
+
+
 # --------------------------------------------------------------- errors
 
 
