@@ -48,7 +48,8 @@ class SolverState(NamedTuple):
     samples_seen: float  #: training samples seen so far, each counted by its weight
     #: the rate the schedule started from; like the optimizer's state, a
     #: partial_fit stream keeps it from its first call, as MLPClassifier's
-    #: does (None: ``learning_rate``, as in states saved before it was kept)
+    #: does. None: start from ``learning_rate``. (States saved before this
+    #: field existed unpickle with None; the estimator fills those in.)
     learning_rate_init: Any = None
 
 
