@@ -130,12 +130,19 @@ def _blas_thread_limit():
 # request raises a library above it. So a fit inside a user's limit of one
 # thread, while another thread's fit is open, does not end with BLAS back on
 # the limits from before the user's block, and a limit set while fits run
-# holds.
+# holds (with the exceptions below).
 #
 # A request is filed with the thread it came from: a child made by ``fork``
 # has only the thread that forked, and drops the requests of the others,
 # which would otherwise hold its BLAS at their limit for good (see
 # ``_forget_other_threads_requests``).
+#
+# Limits are told apart by value only: a limit that someone else sets to the
+# value the registry last set goes unnoticed, and gives way to the baseline
+# when the fits end. And threadpoolctl 3.8 or later obeys, for OpenBLAS, only
+# the thread that controls it, so a fit in another thread may leave BLAS as
+# that thread set it. Both are races between independent setters of one
+# process-wide limit, which no registry here can settle.
 _blas_lock = threading.Lock()
 _blas_requests = []  # a _BlasRequest of every open block
 _blas_baseline = None  # per library: the limits when no block asks for any
@@ -181,8 +188,8 @@ def _file_blas_request(n_threads):
 
 def _withdraw_blas_request(request):
     with _blas_lock:
+        _blas_requests.remove(request)  # first: withdrawn even if what follows fails
         _note_limits_set_elsewhere()
-        _blas_requests.remove(request)
         _apply_blas_requests()
 
 
@@ -218,20 +225,16 @@ def _apply_blas_requests():
 
 def _forget_other_threads_requests():
     """In a child made by ``fork``: only the forking thread lives on, so the
-    requests of blocks open in other threads are dropped, and the limits
-    follow those left (back to the baseline if none); the lock, which another
-    thread may have held at the fork, is made anew."""
+    requests of blocks open in other threads are dropped, and the lock, which
+    another thread may have held at the fork, is made anew. The limits follow
+    at the child's next update (its next fit); they are not set here, since
+    setting them takes threadpoolctl's own lock, which another thread of the
+    parent may have held at the fork too, and would hang the child in
+    ``fork``."""
     global _blas_lock
     _blas_lock = threading.Lock()
     me = threading.get_ident()
-    mine = [request for request in _blas_requests if request.thread == me]
-    if len(mine) == len(_blas_requests):
-        return
-    _blas_requests[:] = mine
-    try:
-        _apply_blas_requests()
-    except Exception:  # noqa: BLE001 -- a hook of fork has no caller to tell
-        pass
+    _blas_requests[:] = [request for request in _blas_requests if request.thread == me]
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -540,19 +543,26 @@ SHIFT_SPREAD = {np.dtype(np.float64): 600.0, np.dtype(np.float32): 60.0}
 
 
 def _shift_logits(Z, column):
-    """Subtract from ``Z`` a shift that keeps ``exp(Z)`` from overflowing.
+    """Subtract from ``Z`` a shift that keeps ``exp(Z)`` from overflowing;
+    return whether it was each row's own maximum.
 
     Any shift gives the same softmax and loss. Each row's own maximum is
     the classic choice, but a reduction along narrow rows is slow; the
     block's largest logit (two fast reductions over the whole block) serves
     as well unless the logits spread so far that the smallest would underflow.
+    With the row maxima, a logit so far below its row's maximum that the
+    difference overflows (logits near ``+-max``) becomes ``-inf``: its
+    ``exp`` is the correct 0, and the overflow is not warned about.
     """
     high, low = np.maximum.reduce(Z, axis=None), np.minimum.reduce(Z, axis=None)
-    if high - low < SHIFT_SPREAD[Z.dtype]:  # False for NaN and inf: they take the safe path
+    # Python floats: the spread of logits near +-max is inf, without a warning
+    if float(high) - float(low) < SHIFT_SPREAD[Z.dtype]:  # False for NaN and inf
         Z -= high
-    else:
-        np.maximum.reduce(Z, axis=1, out=column)
+        return False
+    np.maximum.reduce(Z, axis=1, out=column)
+    with np.errstate(over="ignore"):
         Z -= column[:, None]
+    return True
 
 
 def softmax(Z):
@@ -587,8 +597,13 @@ def _softmax_loss_and_delta(Z, Y, column, scratch, ones):
     ``l = log(sum(exp(Z))) - sum(Y Z)`` (log-sum-exp, never ``log(0)``), and
     ``exp(Z) / sum(exp(Z)) - Y`` is the softmax-cross-entropy delta.
     """
-    _shift_logits(Z, column)
-    np.multiply(Y, Z, out=scratch)
+    if _shift_logits(Z, column):
+        # a logit shifted to -inf (probability 0) counts for its own class
+        # only: not the NaN of 0 * -inf for the others
+        scratch[...] = 0
+        np.multiply(Y, Z, out=scratch, where=Y != 0)
+    else:  # every shifted logit is finite
+        np.multiply(Y, Z, out=scratch)
     target_logit = scratch @ ones
     np.exp(Z, out=Z)
     np.matmul(Z, ones, out=column)
@@ -699,7 +714,9 @@ class FusedObjective:
             squared_norm = self._finish(self.parts[0], theta, 1, S)
         else:
             total, squared_norm = self._sharded(theta, X, Y, sample_weight, S, coefs, intercepts)
-        loss = total / S + self.alpha / (2 * S) * squared_norm
+        loss = total / S
+        if self.alpha:  # without a penalty, no 0 * inf = NaN once ||W||^2 overflows
+            loss += self.alpha / (2 * S) * squared_norm
         return loss, [self.gradient]
 
     def _sharded(self, theta, X, Y, sample_weight, S, coefs, intercepts):

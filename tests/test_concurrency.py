@@ -186,6 +186,45 @@ def test_a_fork_while_another_thread_holds_the_blas_lock_does_not_hang_the_child
     assert answer == (blas_limits, 0)
 
 
+def _send_ok(pipe):
+    pipe.send("ok")
+    pipe.close()
+
+
+@needs_fork
+def test_a_fork_while_another_threads_fit_holds_threadpoolctls_lock_does_not_hang():
+    """The fork hook must not set limits: that takes threadpoolctl's own lock
+    (3.8 and later), which another thread of the parent may hold at the fork,
+    and the child would hang in ``fork`` itself."""
+    lock = getattr(getattr(_fast.OpenBLASController, "_SHARED_STATE", None), "lock", None)
+    if lock is None:
+        pytest.skip("this threadpoolctl has no shared OpenBLAS lock")
+    holding, release = threading.Event(), threading.Event()
+
+    def fit_holding_the_lock():
+        with training_threads(ThreadPlan(1, 1, 1)), lock:
+            holding.set()
+            release.wait(timeout=60)
+
+    holder = threading.Thread(target=fit_holding_the_lock, daemon=True)
+    holder.start()
+    try:
+        assert holding.wait(timeout=60)
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_send_ok, args=(send,), daemon=True)
+        child.start()
+        send.close()
+        answer = receive.recv() if receive.poll(20) else None
+        if child.is_alive() and answer is None:
+            child.kill()
+        child.join(timeout=60)
+    finally:
+        release.set()
+        holder.join(timeout=60)
+    assert answer == "ok"
+
+
 # ------------------------------------------------- helpers that fail oddly
 
 
