@@ -1230,6 +1230,13 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         intercept_grads : list of ndarray
             ``dJ/dintercepts_[i]``, shaped like ``intercepts_``.
 
+        Raises
+        ------
+        ValueError
+            If the objective or its gradient is not finite: the network's
+            values overflow on ``X`` (unstandardised features, or weights
+            that diverged), or the weights are not finite.
+
         Examples
         --------
         >>> import numpy as np
@@ -1247,7 +1254,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         >>> bool(loss < 0.01)
         True
         """
-        return self._loss_function(X, y, sample_weight)(self.coefs_, self.intercepts_)
+        loss_function = self._loss_function(X, y, sample_weight)
+        # values that overflow are reported as one error, not as NumPy's warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, coef_grads, intercept_grads = loss_function(self.coefs_, self.intercepts_)
+        _check_finite_objective(loss, coef_grads + intercept_grads)
+        return loss, coef_grads, intercept_grads
 
     def _loss_function(self, X, y, sample_weight=None, dtype=None, training_path=False):
         """``f(coefs, intercepts) -> (loss, coef_grads, intercept_grads)`` on
@@ -1280,7 +1292,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                                dtype)
 
         def fused_loss_function(coefs, intercepts):
-            loss, (gradient,) = fused([flatten(coefs, intercepts, dtype)], X, Y, weights)
+            with np.errstate(over="ignore"):  # a saturated sigmoid is 0, as in fit
+                loss, (gradient,) = fused([flatten(coefs, intercepts, dtype)], X, Y, weights)
             coef_grads, intercept_grads = flat_views(gradient.copy(), layer_sizes)
             return loss, coef_grads, intercept_grads
 
@@ -1403,6 +1416,17 @@ def _sparse(indicator):
     if get_config().get("sparse_interface") == "sparray":
         return sparse.csr_array(indicator)
     return sparse.csr_matrix(indicator)
+
+
+def _check_finite_objective(loss, gradients):
+    """``loss_gradient`` and ``check_gradients`` refuse to report a
+    non-finite objective or gradient: it comes from values that overflow."""
+    if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in gradients)):
+        raise ValueError(
+            f"The objective (loss={loss}) or its gradient is not finite at the current "
+            "weights for this input: the network's values overflow (or the weights are "
+            "not finite). Standardise the features, or fit the model again."
+        )
 
 
 def _check_finite(values):

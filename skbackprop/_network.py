@@ -116,8 +116,11 @@ def loss_from_logits(Z, Y, coefs, output, alpha, sample_weight=None):
     """``J = (1/S) sum_n s[n] l(Z[n], Y[n]) + alpha / (2 S) sum_i ||W[i]||_F^2``,
     from the output logits ``Z``: the objective without its gradient."""
     s, S = _sample_weights(sample_weight, Z.shape[0], Z.dtype)
+    data_term = (s @ LOSSES[output](Z, Y)) / S
+    if alpha == 0:  # no penalty at all: not 0 * inf = NaN once ||W||^2 overflows
+        return float(data_term)
     penalty = sum(np.vdot(W, W) for W in coefs)  # sum_i ||W[i]||_F^2
-    return float((s @ LOSSES[output](Z, Y)) / S + alpha / (2 * S) * penalty)
+    return float(data_term + alpha / (2 * S) * penalty)
 
 
 def objective(X, Y, coefs, intercepts, activation, output, alpha, sample_weight=None):
