@@ -252,10 +252,15 @@ class Workers:
     on a queue: a sharded step hands work over three times, and this costs
     less Python per hand-off than a ``ThreadPoolExecutor``'s futures (a C2
     step 2-3% faster, ``docs/performance.rst``).
+
+    In a child made by ``fork`` (from a callback, say, during a fit) the
+    helper threads do not exist: there the caller runs every item itself,
+    which gives the same numbers.
     """
 
     def __init__(self, n_threads):
         self.n_threads = n_threads
+        self.pid = os.getpid()  # the process whose threads these are
         self.answers = queue.SimpleQueue()  # (map, j, results, failure) of each helper
         self.inboxes = [queue.SimpleQueue() for _ in range(n_threads - 1)]
         self.running = [None] * (n_threads - 1)  # the map whose job helper j runs, if any
@@ -267,7 +272,7 @@ class Workers:
 
     def map(self, function, items):
         items = list(items)
-        if not self.threads or len(items) == 1:
+        if not self.threads or len(items) == 1 or os.getpid() != self.pid:
             return [function(item) for item in items]
         n, settings = self.n_threads, np.geterr()  # the caller's np.errstate, for the helpers
         self.maps += 1

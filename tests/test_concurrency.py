@@ -225,6 +225,29 @@ def test_a_fork_while_another_threads_fit_holds_threadpoolctls_lock_does_not_han
     assert answer == "ok"
 
 
+def _map_in_child(workers, pipe):
+    pipe.send(workers.map(_square, range(5)))
+    pipe.close()
+
+
+@needs_fork
+def test_a_fork_child_runs_a_map_of_its_parents_workers_itself():
+    """A child forked while a fit's Workers exist (from a callback, say) has
+    no helper threads: its maps used to wait for ever for their answers."""
+    context = multiprocessing.get_context("fork")
+    with Workers(2) as workers:
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_map_in_child, args=(workers, send), daemon=True)
+        child.start()
+        send.close()
+        answer = receive.recv() if receive.poll(20) else None
+        if answer is None:
+            child.kill()
+        child.join(timeout=60)
+        assert workers.map(_square, range(5)) == [0, 1, 4, 9, 16]  # the parent's helpers
+    assert answer == [0, 1, 4, 9, 16]
+
+
 # ------------------------------------------------- helpers that fail oddly
 
 
