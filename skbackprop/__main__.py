@@ -1081,6 +1081,8 @@ def run_predict(model_path, data, out=None):
     predictions : ndarray of shape (n_rows,)
     """
     out = sys.stdout if out is None else out
+    if out is None:  # no standard output at all (pythonw): as if its reader had gone
+        raise BrokenPipeError(errno.EPIPE, "no standard output to print the predictions to")
     model = load_model(model_path)
     frame = read_csv(data)
     features = [str(name) for name in model.feature_names_in_]

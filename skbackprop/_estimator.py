@@ -116,8 +116,9 @@ class _CallbackHooks:
         attributes = self.fitted_attributes(params)
         if self._largest_input is None:
             X = self.data["X"]
-            values = X.data if sparse.issparse(X) else X
-            self._largest_input = float(np.abs(values).max(initial=0))
+            values = X.data if sparse.issparse(X) else X  # (no copy of X for |X|:)
+            self._largest_input = max(abs(float(values.max(initial=0))),
+                                      abs(float(values.min(initial=0))))
         if not _finite_outputs(self.data["X"], attributes["coefs_"],
                                attributes["intercepts_"], self.estimator.activation,
                                self._largest_input):

@@ -119,25 +119,36 @@ def check_gradients(estimator, X, y, epsilon=1e-6, *, sample_weight=None):
                                                  training_path=True)
     coefs = [W.astype(np.float64) for W in estimator.coefs_]
     intercepts = [b.astype(np.float64) for b in estimator.intercepts_]
+    # values that overflow are reported (an error at the centre, an error of
+    # inf around it), not warned about
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         loss, *reference_grads = loss_function(coefs, intercepts)
-    _check_finite_objective(loss, [*reference_grads[0], *reference_grads[1]])
-    _, *training_grads = training_function(coefs, intercepts)  # what fit descends
-    floor = _FLOOR * max(1.0, abs(loss))
+        _check_finite_objective(loss, [*reference_grads[0], *reference_grads[1]])
+        _, *training_grads = training_function(coefs, intercepts)  # what fit descends
+        floor = _FLOOR * max(1.0, abs(loss))
+        return max(
+            _worst_error(loss_function, coefs, intercepts, *group, epsilon, floor)
+            for group in zip((coefs, intercepts), reference_grads, training_grads)
+        )
+
+
+def _worst_error(loss_function, coefs, intercepts, params, reference, training, epsilon,
+                 floor):
+    """The largest error over the arrays ``params`` (the weights, or the
+    biases) and both of their analytic gradients."""
     worst = 0.0
-    for params, reference, training in zip((coefs, intercepts), reference_grads, training_grads):
-        for p, *analytic in zip(params, reference, training):
-            numeric = np.empty_like(p)
-            for index in np.ndindex(p.shape):
-                saved = p[index]
-                p[index] = saved + epsilon
-                loss_plus = loss_function(coefs, intercepts)[0]
-                p[index] = saved - epsilon
-                loss_minus = loss_function(coefs, intercepts)[0]
-                p[index] = saved
-                numeric[index] = (loss_plus - loss_minus) / (2 * epsilon)
-            for g in analytic:  # the reference gradient, then training's own
-                error = np.abs(g - numeric) / np.maximum(np.abs(g) + np.abs(numeric), floor)
-                # a NaN (from a loss that overflows near these weights) is no agreement
-                worst = max(worst, float(np.nan_to_num(error, nan=np.inf).max()))
+    for p, *analytic in zip(params, reference, training):
+        numeric = np.empty_like(p)
+        for index in np.ndindex(p.shape):
+            saved = p[index]
+            p[index] = saved + epsilon
+            loss_plus = loss_function(coefs, intercepts)[0]
+            p[index] = saved - epsilon
+            loss_minus = loss_function(coefs, intercepts)[0]
+            p[index] = saved
+            numeric[index] = (loss_plus - loss_minus) / (2 * epsilon)
+        for g in analytic:  # the reference gradient, then training's own
+            error = np.abs(g - numeric) / np.maximum(np.abs(g) + np.abs(numeric), floor)
+            # a NaN (from a loss that overflows near these weights) is no agreement
+            worst = max(worst, float(np.nan_to_num(error, nan=np.inf, posinf=np.inf).max()))
     return worst

@@ -4,6 +4,7 @@ They run the commands end to end through ``main`` on the iris data written
 to CSV files, with small networks and few epochs.
 """
 
+import errno
 import io
 import os
 import re
@@ -500,12 +501,32 @@ def test_exit_statuses_into_closed_pipes_with_buffered_output(tmp_path):
         status for _, status in commands]
 
 
+class _FullDisk(io.StringIO):
+    def flush(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_failed_final_flush_still_puts_the_streams_back(monkeypatch):
+    """Only a reader that went away is tolerated: a full disk is an error,
+    and sys.stdout and sys.stderr are put back all the same."""
+    full = _FullDisk()
+    monkeypatch.setattr(sys, "stdout", full)
+    with pytest.raises(OSError, match="No space left"):
+        cli.main(["--help"])
+    assert sys.stdout is full
+
+
 @pytest.mark.parametrize("name", ["stdout", "stderr"])
-def test_no_stream_at_all_is_no_error(monkeypatch, capsys, name):
+def test_no_stream_at_all_is_no_error(monkeypatch, capsys, iris_csv, model_file, name):
     """Under pythonw, or with a stream closed by the caller, sys.stdout or
-    sys.stderr is None: the messages are dropped, the status stays."""
+    sys.stderr is None: the messages are dropped, the status stays. A
+    predict without stdout ends as when its reader goes (status 1); without
+    stderr it prints its labels."""
     monkeypatch.setattr(sys, name, None)
     assert cli.main(["predict", "none.joblib", "none.csv"]) == 1
+    assert cli.main(["predict", str(model_file), str(iris_csv)]) == (1 if name == "stdout" else 0)
+    if name == "stderr":
+        assert capsys.readouterr().out.startswith("prediction\n")
 
 
 # --------------------------------------------------------------- errors

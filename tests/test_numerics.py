@@ -121,7 +121,7 @@ def test_the_fused_objective_is_finite_where_the_reference_is(dtype, kind, weigh
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_the_prediction_softmax_of_logits_spread_beyond_the_range(dtype):
-    """From 32 rows on the prediction softmax is the fused one: rows whose
+    """From 16 rows on the prediction softmax is the fused one: rows whose
     logits' spread overflows are still probabilities, without a warning."""
     top = float(np.finfo(dtype).max)
     Z = np.array([[top, -top, 0.0], [0.0, -top, top], [1.0, 2.0, 3.0]] * 12, dtype=dtype)
@@ -284,3 +284,21 @@ def test_a_non_finite_objective_is_an_error_not_a_nan(spoil):
             clf.loss_gradient(X, y)
         with pytest.raises(ValueError, match="or its gradient is not finite"):
             check_gradients(clf, X[:5], y[:5])
+
+
+def test_check_gradients_around_values_that_overflow_does_not_warn():
+    """Where the objective is finite at the weights but a finite difference
+    around them overflows, check_gradients reports it (an error of inf), as
+    loss_gradient reports the centre, without NumPy's warnings."""
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(6, 2)), np.array([0, 1, 2, 0, 1, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = BackpropMLPClassifier((3,), activation="tanh", max_iter=2, random_state=0).fit(X, y)
+    clf.coefs_[0][...] = 1.0
+    huge = np.sign(X) * np.finfo(np.float64).max  # saturates every tanh unit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, _, _ = clf.loss_gradient(huge, y)
+        error = check_gradients(clf, huge, y)
+    assert np.isfinite(loss) and error >= 0
