@@ -54,7 +54,9 @@ Reference numbers measured in the same run
   A @ W, the backward dZ @ W.T except for the first layer, and A.T @ dZ), on
   preallocated random arrays with ``np.matmul(..., out=...)``, for all epochs.
   It is timed as a fourth "system" in the same rotation.  Ratio ``time/floor``
-  says how far a system is from doing nothing but those products.  The table
+  says how far a system is from doing nothing but those products; its
+  target counts as met only if the ratio of minima meets it too, since a
+  floor slowed by other load in some rounds flatters the ratio of medians.  The table
   gives the floor a row of its own: its GFLOP/s (with the systems' FLOP
   count) and %peak say how close the products alone come to the GEMM peak.
 
@@ -454,6 +456,7 @@ def add_ratios(systems, flops, peak, floor):
         stats["gflops"] = flops / m / 1e9
         stats["pct_peak"] = 100 * stats["gflops"] / peak
         stats["ratio_floor"] = m / floor["median"]
+        stats["ratio_floor_of_mins"] = stats["min"] / floor["min"]
 
 
 def bench_training(config, dtype, data, systems, repeats):
@@ -710,8 +713,11 @@ def check_targets(records):
             continue
         base = rec["config"].split("-")[0]
         if (base, rec["dtype"]) == FLOOR_TARGET[:2]:
-            add(f"{where} ours/GEMM floor", ours["ratio_floor"], f"<= {FLOOR_TARGET[2]}",
-                ours["ratio_floor"] <= FLOOR_TARGET[2])
+            # Both ratios must meet it: a floor slowed by other load in some
+            # rounds (its median far above its minimum) flatters the median's.
+            add(f"{where} ours/GEMM floor", ours["ratio_floor"],
+                f"<= {FLOOR_TARGET[2]}, and of minima: {ours['ratio_floor_of_mins']:.3f}",
+                max(ours["ratio_floor"], ours["ratio_floor_of_mins"]) <= FLOOR_TARGET[2])
         if base in TORCH_FASTER and ours["ratio_torch"] is not None:
             add(f"{where} ours/torch median", ours["ratio_torch"], "< 1",
                 ours["ratio_torch"] < 1)

@@ -36,6 +36,7 @@ def test_ratios_are_of_medians_and_the_floor_gets_its_own_rate(bench):
     assert ours["ratio_mlp_of_mins"] == pytest.approx(3.0 / 4.0)
     assert ours["ratio_torch"] is None  # no torch in this run
     assert ours["ratio_floor"] == pytest.approx(3.2 / 2.1)
+    assert ours["ratio_floor_of_mins"] == pytest.approx(3.0 / 2.0)
     assert ours["gflops"] == pytest.approx(2.1e11 / 3.2 / 1e9)
     # the floor: its rate with the systems' FLOP count, and its share of the peak
     assert floor["gflops"] == pytest.approx(100.0)
@@ -63,3 +64,26 @@ def test_the_table_ends_each_config_with_the_floor_row(bench):
     assert floor_row["t/floor"] == "1.00"
     assert floor_row["acc %"] == "-"  # the floor predicts nothing
     assert rows[0]["t/floor"] == "1.52"
+
+
+def test_the_floor_target_needs_the_ratio_of_minima_too(bench):
+    """A floor slowed in some rounds by other load has a median far above
+    its minimum: the ratio of medians then looks better than it is."""
+    def record(floor_times):
+        systems = {bench.OURS: bench.summarise([3.3, 3.6, 3.6]),
+                   bench.SKLEARN: bench.summarise([5.5, 5.9, 5.9])}
+        systems[bench.OURS]["accuracy"] = systems[bench.SKLEARN]["accuracy"] = 0.92
+        floor = bench.summarise(floor_times)
+        bench.add_ratios(systems, flops=2.1e11, peak=200.0, floor=floor)
+        return {"kind": "train", "config": "C2", "dtype": "float64", "systems": systems,
+                "gemm_floor": floor, "target_ratio_mlp": 0.8}
+
+    def floor_check(floor_times):
+        (check,) = [c for c in bench.check_targets([record(floor_times)])
+                    if "GEMM floor" in c["what"]]
+        return check
+
+    disturbed = floor_check([2.2, 2.9, 2.9])  # medians 3.6 / 2.9 = 1.24, minima 1.5
+    assert disturbed["value"] == pytest.approx(3.6 / 2.9) and not disturbed["ok"]
+    assert "of minima: 1.500" in disturbed["target"]
+    assert floor_check([2.6, 2.6, 2.6])["ok"]  # 1.38 and 1.27
