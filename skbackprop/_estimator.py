@@ -241,7 +241,9 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     beta_2 : float, default=0.999
         Decay of the second-moment estimate of ``"adam"``, in [0, 1).
     epsilon : float, default=1e-8
-        Numerical-stability constant of ``"adam"``.
+        Numerical-stability constant of ``"adam"``, added in the dtype of the
+        weights: one that rounds to 0 there (below about 1e-45 in float32) is
+        refused.
     n_iter_no_change : int, default=10
         Number of epochs without an improvement of ``tol`` that ends training.
     max_fun : int, default=15000
@@ -294,7 +296,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         so too; this attribute lets a script or a search check it.
     t_ : int or float
         The number of training samples seen by the solver, over all calls,
-        each counted by its weight (a float when there are sample weights).
+        each counted by its weight: its sample weight times its class weight
+        (a float when there are such weights).
     n_features_in_ : int
         The number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -602,17 +605,25 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             y = y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except TypeError as exc:  # NumPy's, from sorting labels of mixed types
+            raise ValueError(
+                f"The labels of y cannot be sorted, as classes_ must be ({exc}); give "
+                "labels of one type, such as all strings or all integers."
+            ) from exc
         if y.ndim == 2 and not _is_multilabel(y):
             raise ValueError(
                 f"2-D y must be a multilabel indicator matrix of 0/1 values; got targets "
                 f"of type {type_of_target(y)!r}, which BackpropMLPClassifier does not support."
             )
         if sample_weight is not None:
-            # (their sum is checked with the class weights, by _combined_weights)
+            # checked in float64, then in X's dtype; their sum is checked with
+            # the class weights, by _combined_weights
             sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+            sample_weight = _in_dtype(sample_weight, X.dtype, "sample_weight")
         return X, y, sample_weight
 
     def _check_classes(self, y, warm):
@@ -651,6 +662,7 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     def _train(self, X, y, sample_weight, classes, *, warm, incremental):
         """The common recipe of ``fit`` and ``partial_fit``."""
+        self._check_epsilon(X.dtype)
         if sparse.issparse(X) and X.format != "csr":
             X = X.tocsr()  # minibatches take rows: one copy of X, in CSR form
         output = _output_activation(y, classes)
@@ -681,6 +693,16 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             )
         self._warn_about(result, incremental)
 
+    def _check_epsilon(self, dtype):
+        """Adam divides by ``sqrt(v) + epsilon`` in the weights' dtype, where
+        a tiny ``epsilon`` (below 1e-45 in float32) rounds to 0."""
+        if self.solver == "adam" and dtype.type(self.epsilon) == 0:
+            raise ValueError(
+                f"epsilon={self.epsilon} rounds to 0 in {dtype}, the dtype of X and of the "
+                "weights, and Adam would divide by zero; use a larger epsilon (the default "
+                "is 1e-8), or give X as float64."
+            )
+
     def _layer_sizes(self, n_features, n_outputs):
         """``[n_features, *hidden_layer_sizes, n_outputs]``, with each hidden size checked."""
         hidden = self.hidden_layer_sizes
@@ -700,13 +722,16 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         if self.class_weight is None:
             weights = sample_weight
         else:
-            weights = self._class_weights(y, classes).astype(dtype, copy=False)
+            weights = np.asarray(self._class_weights(y, classes), dtype=np.float64)
             if not (np.isfinite(weights).all() and (weights >= 0).all()):
                 raise ValueError(
                     "class_weight must give finite, non-negative weights; got "
                     f"{self.class_weight!r}."
                 )
-            weights = weights if sample_weight is None else weights * sample_weight
+            weights = _in_dtype(weights, dtype, "class_weight")
+            if sample_weight is not None:
+                with np.errstate(over="ignore"):  # an infinite product: refused below
+                    weights = weights * sample_weight
         if weights is not None:
             _check_total_weight(weights)
         return weights
@@ -1342,11 +1367,14 @@ def _proba_from_logits(Z, output):
     before, or pass a copy). Two classes: see
     :func:`_two_class_probabilities`. Multilabel targets have one unit per
     label."""
-    if output == "softmax":
-        return fast_softmax(Z)  # Z is the caller's own: fast_logits made it
-    if Z.shape[1] == 1:
-        return np.column_stack(_two_class_probabilities(Z[:, 0]))
-    return OUTPUTS["logistic"](Z)
+    # logits that overflowed give non-finite probabilities, which the callers
+    # refuse with a ValueError: no NumPy warning on the way
+    with np.errstate(over="ignore", invalid="ignore"):
+        if output == "softmax":
+            return fast_softmax(Z)  # Z is the caller's own: fast_logits made it
+        if Z.shape[1] == 1:
+            return np.column_stack(_two_class_probabilities(Z[:, 0]))
+        return OUTPUTS["logistic"](Z)
 
 
 def _two_class_probabilities(z):
@@ -1385,6 +1413,17 @@ def _one_hot(y, classes, dtype):
 def _class_indices(Y):
     """The index in ``classes_`` of each row of 0/1 targets made by :func:`_one_hot`."""
     return Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
+
+
+def _in_dtype(weights, dtype, name):
+    """The float64 ``weights`` in ``dtype``, refused if any is beyond its range."""
+    largest = float(weights.max(initial=0))
+    if largest > float(np.finfo(dtype).max):
+        raise ValueError(
+            f"{name} holds {largest:g}, beyond the range of {np.dtype(dtype)}, the dtype of "
+            f"X; rescale the weights, or give X as float64."
+        )
+    return weights.astype(dtype, copy=False)
 
 
 def _check_total_weight(weights):

@@ -531,7 +531,10 @@ def _logits_of_block(X, coefs, intercepts, activation):
     applied in place: one new array per layer instead of three."""
     activate = IN_PLACE_ACTIVATIONS[activation]
     A = X
-    with np.errstate(over="ignore"):  # exp(-z) -> inf gives the correct sigmoid 0
+    # exp(-z) -> inf gives the correct sigmoid 0; and a layer whose values
+    # overflowed gives the next inf - inf = NaN, which the estimator refuses
+    # (non-finite outputs) with a ValueError, not a warning
+    with np.errstate(over="ignore", invalid="ignore"):
         for i, (W, b) in enumerate(zip(coefs, intercepts)):
             Z = A @ W
             Z += b

@@ -172,7 +172,10 @@ def run_epoch(objective, params, batches, optimizer=None, state=None, learning_r
 def invscaling(learning_rate_init, power_t, samples_seen):
     """``MLPClassifier``'s 'invscaling' schedule: ``lr_init / (t + 1) ** power_t``
     where ``t`` counts the training samples seen so far (by weight)."""
-    return learning_rate_init / (samples_seen + 1) ** power_t
+    try:
+        return learning_rate_init / (samples_seen + 1) ** power_t
+    except OverflowError:  # (t + 1) ** power_t is beyond the float range: the rate is 0
+        return 0.0
 
 
 def no_improvement_count(value, best, count, tol, *, higher_is_better=False):
