@@ -8,6 +8,7 @@ float arrays.
 
 import functools
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 from typing import NamedTuple
 
@@ -242,8 +243,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         Decay of the second-moment estimate of ``"adam"``, in [0, 1).
     epsilon : float, default=1e-8
         Numerical-stability constant of ``"adam"``, added in the dtype of the
-        weights: one that rounds to 0 there (below about 1e-45 in float32) is
-        refused.
+        weights: one that is 0 or inf there (below about 1e-45, or above
+        3.4e38, in float32) is refused.
     n_iter_no_change : int, default=10
         Number of epochs without an improvement of ``tol`` that ends training.
     max_fun : int, default=15000
@@ -573,7 +574,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             raise ValueError("classes must be passed on the first call to partial_fit.")
         if classes is None:
             return self.classes_
-        classes = unique_labels(np.asarray(classes))
+        with _labels_as_value_errors("classes"):
+            classes = unique_labels(np.asarray(classes))
         if first:
             if len(classes) < 2 and not _is_multilabel_classes(classes):
                 raise ValueError(
@@ -605,13 +607,8 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             y = y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        try:
+        with _labels_as_value_errors("y"):
             check_classification_targets(y)
-        except TypeError as exc:  # NumPy's, from sorting labels of mixed types
-            raise ValueError(
-                f"The labels of y cannot be sorted, as classes_ must be ({exc}); give "
-                "labels of one type, such as all strings or all integers."
-            ) from exc
         if y.ndim == 2 and not _is_multilabel(y):
             raise ValueError(
                 f"2-D y must be a multilabel indicator matrix of 0/1 values; got targets "
@@ -695,12 +692,18 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
 
     def _check_epsilon(self, dtype):
         """Adam divides by ``sqrt(v) + epsilon`` in the weights' dtype, where
-        a tiny ``epsilon`` (below 1e-45 in float32) rounds to 0."""
-        if self.solver == "adam" and dtype.type(self.epsilon) == 0:
+        a tiny ``epsilon`` (below 1e-45 in float32) rounds to 0, and a huge
+        one (above 3.4e38) is inf."""
+        if self.solver != "adam":
+            return
+        with np.errstate(over="ignore"):  # an epsilon beyond float32's range is inf there
+            in_dtype = dtype.type(self.epsilon)
+        if not 0 < in_dtype < np.inf:
             raise ValueError(
-                f"epsilon={self.epsilon} rounds to 0 in {dtype}, the dtype of X and of the "
-                "weights, and Adam would divide by zero; use a larger epsilon (the default "
-                "is 1e-8), or give X as float64."
+                f"epsilon={self.epsilon} is {float(in_dtype):g} in {dtype}, the dtype of the "
+                "model's weights, where Adam adds it: with 0 it would divide by zero, with "
+                "inf it would never move. Use an epsilon within that dtype's range (the "
+                "default is 1e-8), or fit a new model on float64 X."
             )
 
     def _layer_sizes(self, n_features, n_outputs):
@@ -964,6 +967,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             loss = loss_from_logits(Z, Y_val, coefs, net.output, self.alpha, w_val)
             P = _proba_from_logits(Z, net.output)  # after the loss: it may overwrite Z
             predicted = (P > 0.5).astype(Y_val.dtype) if multilabel else P.argmax(axis=1)
+            overflowed = ~np.isfinite(P).all(axis=1)  # no prediction: counted as wrong
+            if overflowed.any():
+                predicted[overflowed] = 1 - truth[overflowed] if multilabel else -1
+                loss = np.inf  # (not the NaN of inf - inf)
             return accuracy_score(truth, predicted, sample_weight=w_val), loss
 
         return train_rows, validate
@@ -1415,13 +1422,28 @@ def _class_indices(Y):
     return Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
 
 
+@contextmanager
+def _labels_as_value_errors(name):
+    """Labels are sorted into ``classes_``: labels of types that do not sort
+    (``None`` or numbers among strings) raise NumPy's TypeError there, as do
+    kinds scikit-learn refuses (bytes); both become a ValueError."""
+    try:
+        yield
+    except TypeError as exc:
+        raise ValueError(
+            f"The labels of {name} are not supported: {exc}. Give labels of one type, "
+            "such as all strings or all integers."
+        ) from exc
+
+
 def _in_dtype(weights, dtype, name):
     """The float64 ``weights`` in ``dtype``, refused if any is beyond its range."""
     largest = float(weights.max(initial=0))
     if largest > float(np.finfo(dtype).max):
         raise ValueError(
             f"{name} holds {largest:g}, beyond the range of {np.dtype(dtype)}, the dtype of "
-            f"X; rescale the weights, or give X as float64."
+            "the model's weights and data; rescale the weights, or fit a new model on "
+            "float64 X."
         )
     return weights.astype(dtype, copy=False)
 

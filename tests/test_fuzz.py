@@ -833,12 +833,13 @@ def test_float32_class_weight_overflow_is_a_value_error():
             clf.fit(X, y)
 
 
-@pytest.mark.parametrize("epsilon", [1e-50, 1e-300])
-def test_adam_refuses_an_epsilon_that_rounds_to_0_in_float32(epsilon):
+@pytest.mark.parametrize("epsilon", [1e-50, 1e-300, 1e39])
+def test_adam_refuses_an_epsilon_that_is_0_or_inf_in_float32(epsilon):
     """Adam adds epsilon in the weights' dtype: one that is 0 in float32
     divided by zero, or (0/0) made a parameter of zero gradient NaN, which
-    the divergence guard took for a divergence. It is refused, before any
-    change to the model; float64 takes it."""
+    the divergence guard took for a divergence; one that is inf there would
+    never move a weight (and warned about the cast). It is refused, before
+    any change to the model; float64 takes it."""
     rng = np.random.RandomState(0)
     X = np.c_[rng.randn(20), np.zeros(20)]  # a zero feature: its weights' gradients are 0
     y = (X[:, 0] > 0).astype(int)
@@ -851,13 +852,14 @@ def test_adam_refuses_an_epsilon_that_rounds_to_0_in_float32(epsilon):
         assert not clf64.diverged_ and len(clf64.loss_curve_) == 5
         for method, kwargs in (("fit", {}), ("partial_fit", {"classes": [0, 1]})):
             clf32 = BackpropMLPClassifier(**params)
-            with pytest.raises(ValueError, match="rounds to 0 in float32"):
+            with pytest.raises(ValueError, match="in float32, the dtype of the model's"):
                 getattr(clf32, method)(X.astype(np.float32), y, **kwargs)
             assert not hasattr(clf32, "coefs_")
 
 
 @pytest.mark.parametrize("y", [["a", None, "b", "a"], ["a", 1, "b", 1]])
-@pytest.mark.parametrize("method", ["fit", "partial_fit", "loss_gradient"])
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "loss_gradient",
+                                    "partial_fit classes"])
 def test_unsortable_labels_are_a_value_error(y, method):
     X = np.array([[0.0], [1.0], [2.0], [3.0]])
     y = np.array(y, dtype=object)
@@ -869,8 +871,10 @@ def test_unsortable_labels_are_a_value_error(y, method):
             clf.fit(X, [0, 1, 0, 1])
     if method == "partial_fit":
         kwargs["classes"] = ["a", "b"]
+    if method == "partial_fit classes":  # the labels in classes, y of one type
+        method, kwargs, y = "partial_fit", {"classes": y}, np.array(["a", "b", "a", "b"])
     before = copy.deepcopy(clf.__dict__)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="labels of (y|classes) are not supported"):
         getattr(clf, method)(X, y, **kwargs)
     assert_state_equal(before, clf.__dict__)
 
@@ -968,3 +972,28 @@ def test_class_weights_equal_sample_weights(problem):
     ok, exc = guarded(b, "fit", X, y, sample_weight=sw)
     assert ok, exc
     np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-6)
+
+
+def test_early_stopping_counts_a_validation_row_whose_output_overflows_as_wrong():
+    """Weights that overflow on a validation row but not on the training
+    rows: that row has no prediction (NaN probabilities), and used to be
+    scored by the argmax of NaNs, with a NaN validation loss. It counts as
+    wrong, and the validation loss is inf."""
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(60, 3)), np.arange(60) % 3
+    X[:, 2] = 0
+    X[7, 2] = 1e300  # the one row that overflows; in the validation part with this seed
+    params = dict(hidden_layer_sizes=(6,), early_stopping=True, validation_fraction=0.3,
+                  max_iter=3, random_state=1, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = BackpropMLPClassifier(**params).fit(np.delete(X, 7, 0), np.delete(y, 7))
+        clf.coefs_[0][2, :] = 1e10
+        clf.coefs_[1][:] = np.where(np.arange(6)[:, None] % 2, 1.0, -1.0) * [-1.0, 1.0, -1.0]
+        warnings.simplefilter("error", RuntimeWarning)
+        clf.fit(X, y)
+    new_losses, new_scores = clf.validation_loss_curve_[3:], clf.validation_scores_[3:]
+    assert new_losses and not np.isnan(new_losses).any()
+    assert np.isinf(new_losses).all()  # the overflowing row is in the validation part
+    n_val = 18  # 30% of 60
+    assert all(score <= (n_val - 1) / n_val for score in new_scores)
