@@ -17,29 +17,30 @@ import numpy as np
 from ._activations import logistic
 
 
-def _shifted(Z):
-    """``Z`` minus each row's maximum: every value at most 0, so that no
-    ``exp`` overflows.
+def _row_max_and_shifted(Z):
+    """Each row's maximum, and ``Z`` minus it: every value at most 0, so that
+    no ``exp`` overflows.
 
     Where a row spreads beyond the dtype's range (logits near ``+-max``), the
     difference overflows to ``-inf``, whose ``exp`` is the correct 0: that
     overflow is the intended result, and is not warned about.
     """
+    Z_max = Z.max(axis=1, keepdims=True)
     with np.errstate(over="ignore"):
-        return Z - Z.max(axis=1, keepdims=True)
+        return Z_max, Z - Z_max
 
 
 def logsumexp(Z):
     """Row-wise ``log(sum(exp(Z)))``, shifted by the row maximum so that no
     ``exp`` overflows."""
-    Z_max = Z.max(axis=1, keepdims=True)
-    return (Z_max + np.log(np.exp(_shifted(Z)).sum(axis=1, keepdims=True)))[:, 0]
+    Z_max, shifted = _row_max_and_shifted(Z)
+    return (Z_max + np.log(np.exp(shifted).sum(axis=1, keepdims=True)))[:, 0]
 
 
 def softmax(Z):
     """Row-wise softmax ``exp(Z) / sum(exp(Z))``, with the row maximum
     subtracted first (it cancels, and keeps every ``exp`` at most 1)."""
-    E = np.exp(_shifted(Z))
+    E = np.exp(_row_max_and_shifted(Z)[1])
     return E / E.sum(axis=1, keepdims=True)
 
 
@@ -49,17 +50,17 @@ def softmax_cross_entropy(Z, Y):
     With ``log P = Z - logsumexp(Z)`` and one-hot rows of ``Y`` this is
     ``logsumexp(Z[n]) - sum_k Y[n, k] Z[n, k]``: no ``log(0)`` can occur.
 
-    Both terms are taken relative to the row maximum ``m``, as
-    ``log(sum(exp(Z - m))) - sum_k Y[n, k] (Z[n, k] - m)``: the loss depends
+    Both terms are taken of the logits less their row maximum ``m``, as
+    ``logsumexp(Z[n] - m) - sum_k Y[n, k] (Z[n, k] - m)``: the loss depends
     only on the differences of the logits, and huge logits (``[1e20, 1e20]``,
     loss ``log 2``) would otherwise cancel to nothing. A logit so far below
     its row's maximum that the difference overflows to ``-inf`` has
     probability 0: it costs ``inf`` for its own class, and nothing for the
     others (not the ``0 * inf = NaN`` of a plain product).
     """
-    shifted = _shifted(Z)
+    _, shifted = _row_max_and_shifted(Z)
     target = np.multiply(Y, shifted, out=np.zeros_like(shifted), where=Y != 0).sum(axis=1)
-    return np.log(np.exp(shifted).sum(axis=1)) - target
+    return logsumexp(shifted) - target
 
 
 def binary_log_loss(Z, Y):

@@ -3,6 +3,9 @@
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from helpers import blas_limits_now
 
 
 @pytest.fixture(scope="module")
@@ -14,3 +17,18 @@ def iris():
     """
     X, y = load_iris(return_X_y=True)
     return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture
+def blas_limits():
+    """The BLAS thread limits before the test, put back after it whatever it
+    did; skips unless threadpoolctl sees a BLAS that takes limits of 1 and 2."""
+    before = blas_limits_now()
+    if not before:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    for n in (1, 2):
+        with threadpool_limits(limits=n, user_api="blas"):
+            if any(threads != n for _, threads in blas_limits_now()):
+                pytest.skip(f"this BLAS does not take a limit of {n} threads")
+    with threadpool_limits(limits=None, user_api="blas"):  # sets nothing, restores on exit
+        yield before

@@ -4,6 +4,7 @@ import warnings
 
 from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_info
 
 
 def quiet_fit(estimator, X, y, **fit_params):
@@ -17,3 +18,9 @@ def assert_same_weights(a, b, rtol=1e-9, atol=1e-12):
     """The two fitted estimators hold the same weights and biases."""
     for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
         assert_allclose(p, q, rtol=rtol, atol=atol)
+
+
+def blas_limits_now():
+    """``(path, thread limit)`` of every BLAS library threadpoolctl sees."""
+    return [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()
+            if lib["user_api"] == "blas"]

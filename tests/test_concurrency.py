@@ -5,35 +5,17 @@ while another thread trains, and helpers whose own bookkeeping fails."""
 import multiprocessing
 import threading
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 from skbackprop import BackpropMLPClassifier, _fast
 from skbackprop._fast import ThreadPlan, Workers, training_threads
-
-
-def _blas_limits():
-    return [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()
-            if lib["user_api"] == "blas"]
-
-
-@pytest.fixture
-def blas_limits():
-    """The BLAS limits before the test, put back after it whatever it did;
-    skips unless threadpoolctl sees a BLAS that takes limits of 1 and 2."""
-    before = _blas_limits()
-    if not before:
-        pytest.skip("no BLAS library visible to threadpoolctl")
-    for n in (1, 2):
-        with threadpool_limits(limits=n, user_api="blas"):
-            if any(threads != n for _, threads in _blas_limits()):
-                pytest.skip(f"this BLAS does not take a limit of {n} threads")
-    with threadpool_limits(limits=None, user_api="blas"):  # sets nothing, restores on exit
-        yield before
+from helpers import blas_limits_now
 
 
 def _with(limits, n):
@@ -89,12 +71,12 @@ def test_a_users_limit_holds_after_a_fit_while_another_threads_fit_is_open(
     with _BlockInAnotherThread(other_request):
         with threadpool_limits(limits=1, user_api="blas"):
             _small_fit(small_data)
-            assert _blas_limits() == _with(blas_limits, 1)
+            assert blas_limits_now() == _with(blas_limits, 1)
             assert _fast._blas_thread_limit() == 1
             _small_fit(small_data)
-            assert _blas_limits() == _with(blas_limits, 1)
-        assert _blas_limits() == blas_limits
-    assert _blas_limits() == blas_limits
+            assert blas_limits_now() == _with(blas_limits, 1)
+        assert blas_limits_now() == blas_limits
+    assert blas_limits_now() == blas_limits
 
 
 def test_a_limit_set_while_another_threads_fit_is_open_outlives_that_fit(blas_limits):
@@ -102,7 +84,7 @@ def test_a_limit_set_while_another_threads_fit_is_open_outlives_that_fit(blas_li
     while a fit trains in another thread holds after that fit ends."""
     with _BlockInAnotherThread(None):
         threadpool_limits(limits=1, user_api="blas")
-    assert _blas_limits() == _with(blas_limits, 1)
+    assert blas_limits_now() == _with(blas_limits, 1)
 
 
 def test_a_fit_asks_for_no_more_blas_threads_than_the_users_limit(blas_limits):
@@ -110,38 +92,64 @@ def test_a_fit_asks_for_no_more_blas_threads_than_the_users_limit(blas_limits):
     to the limit; leaving the block puts the user's limit back."""
     with threadpool_limits(limits=1, user_api="blas"):
         with training_threads(ThreadPlan(1, 1, 2)):
-            assert _blas_limits() == _with(blas_limits, 1)
-        assert _blas_limits() == _with(blas_limits, 1)
-    assert _blas_limits() == blas_limits
+            assert blas_limits_now() == _with(blas_limits, 1)
+        assert blas_limits_now() == _with(blas_limits, 1)
+    assert blas_limits_now() == blas_limits
 
 
 # ------------------------------------------------------- fork while training
 
 
-def _fork_child(pipe, data):
+def _fork_child(data, pipe):
     try:
         _small_fit(data)
-        pipe.send((_blas_limits(), len(_fast._blas_requests)))
+        pipe.send((blas_limits_now(), len(_fast._blas_requests)))
     except BaseException as error:  # noqa: BLE001 -- reported to the parent
         pipe.send(repr(error))
     finally:
         pipe.close()
 
 
-def _run_in_fork_child(data):
-    """Run a small fit in a child made by ``fork``; returns what it sent, or
-    None if it did not end within 60 s (it is then killed)."""
+def _answer_of_fork_child(target, *args, timeout=60):
+    """Run ``target(*args, pipe)`` in a child made by ``fork``; returns what
+    it sent on the pipe, or None if it sent nothing within ``timeout``
+    seconds (it is then killed)."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_fork_child, args=(send, data), daemon=True)
+    child = context.Process(target=target, args=(*args, send), daemon=True)
     child.start()
     send.close()
-    answer = receive.recv() if receive.poll(60) else None
+    answer = receive.recv() if receive.poll(timeout) else None
     child.join(timeout=60 if answer is not None else 0)
     if child.is_alive():
         child.kill()
         child.join()
     return answer
+
+
+def _run_in_fork_child(data):
+    """Run a small fit in a child made by ``fork``: what it sent, or None."""
+    return _answer_of_fork_child(_fork_child, data)
+
+
+@contextmanager
+def _held_in_another_thread(lock):
+    """Within the block, another thread holds ``lock`` (a context manager)."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            holding.set()
+            release.wait(timeout=60)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        assert holding.wait(timeout=60)
+        yield
+    finally:
+        release.set()
+        holder.join(timeout=60)
 
 
 needs_fork = pytest.mark.skipif(
@@ -156,10 +164,10 @@ def test_a_fork_child_drops_the_blas_requests_of_the_parents_other_threads(
     BLAS thread: that thread does not exist in the child, but its request
     did, and held the child's BLAS on one thread for good."""
     with _BlockInAnotherThread(1):
-        assert _blas_limits() == _with(blas_limits, 1)
+        assert blas_limits_now() == _with(blas_limits, 1)
         answer = _run_in_fork_child(small_data)
     assert answer == (blas_limits, 0)
-    assert _blas_limits() == blas_limits
+    assert blas_limits_now() == blas_limits
 
 
 @needs_fork
@@ -168,27 +176,21 @@ def test_a_fork_while_another_thread_holds_the_blas_lock_does_not_hang_the_child
     """A child forked while another thread updates the BLAS limits (holds
     the lock of the requests) inherits the lock held, by a thread it does not
     have: its first fit used to wait for it for ever."""
-    holding, release = threading.Event(), threading.Event()
-
-    def hold():
-        with _fast._blas_lock:
-            holding.set()
-            release.wait(timeout=60)
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    try:
-        assert holding.wait(timeout=60)
+    with _held_in_another_thread(_fast._blas_lock):
         answer = _run_in_fork_child(small_data)
-    finally:
-        release.set()
-        holder.join(timeout=60)
     assert answer == (blas_limits, 0)
 
 
 def _send_ok(pipe):
     pipe.send("ok")
     pipe.close()
+
+
+@contextmanager
+def _fit_holding(lock):
+    """A fit's ``training_threads`` block (one BLAS thread), holding ``lock``."""
+    with training_threads(ThreadPlan(1, 1, 1)), lock:
+        yield
 
 
 @needs_fork
@@ -199,29 +201,8 @@ def test_a_fork_while_another_threads_fit_holds_threadpoolctls_lock_does_not_han
     lock = getattr(getattr(_fast.OpenBLASController, "_SHARED_STATE", None), "lock", None)
     if lock is None:
         pytest.skip("this threadpoolctl has no shared OpenBLAS lock")
-    holding, release = threading.Event(), threading.Event()
-
-    def fit_holding_the_lock():
-        with training_threads(ThreadPlan(1, 1, 1)), lock:
-            holding.set()
-            release.wait(timeout=60)
-
-    holder = threading.Thread(target=fit_holding_the_lock, daemon=True)
-    holder.start()
-    try:
-        assert holding.wait(timeout=60)
-        context = multiprocessing.get_context("fork")
-        receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_send_ok, args=(send,), daemon=True)
-        child.start()
-        send.close()
-        answer = receive.recv() if receive.poll(20) else None
-        if child.is_alive() and answer is None:
-            child.kill()
-        child.join(timeout=60)
-    finally:
-        release.set()
-        holder.join(timeout=60)
+    with _held_in_another_thread(_fit_holding(lock)):
+        answer = _answer_of_fork_child(_send_ok, timeout=20)
     assert answer == "ok"
 
 
@@ -234,16 +215,8 @@ def _map_in_child(workers, pipe):
 def test_a_fork_child_runs_a_map_of_its_parents_workers_itself():
     """A child forked while a fit's Workers exist (from a callback, say) has
     no helper threads: its maps used to wait for ever for their answers."""
-    context = multiprocessing.get_context("fork")
     with Workers(2) as workers:
-        receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_map_in_child, args=(workers, send), daemon=True)
-        child.start()
-        send.close()
-        answer = receive.recv() if receive.poll(20) else None
-        if answer is None:
-            child.kill()
-        child.join(timeout=60)
+        answer = _answer_of_fork_child(_map_in_child, workers, timeout=20)
         assert workers.map(_square, range(5)) == [0, 1, 4, 9, 16]  # the parent's helpers
     assert answer == [0, 1, 4, 9, 16]
 
@@ -325,7 +298,7 @@ def test_fits_in_threads_equal_serial_fits_and_leave_no_thread(monkeypatch, smal
         for a, b in zip(one.coefs_ + one.intercepts_, other.coefs_ + other.intercepts_):
             np.testing.assert_array_equal(a, b)
     assert set(threading.enumerate()) <= before
-    assert _blas_limits() == blas_limits
+    assert blas_limits_now() == blas_limits
     assert not _fast._blas_requests
 
 

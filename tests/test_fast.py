@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skbackprop._fast import FusedObjective, flat_layout, flat_views, flatten
 from skbackprop._network import init_params, objective
 from skbackprop._optimizers import adam, sgd
+from helpers import blas_limits_now
 
 
 def problem(output, n_outputs, activation, dtype, seed=0, n_samples=37, sizes=(6, 5, 4)):
@@ -562,30 +563,6 @@ def test_workers_follow_the_callers_floating_point_error_settings():
 # ------------------------------------------- BLAS limits of fits run at once
 
 
-def _blas_limits():
-    from threadpoolctl import threadpool_info
-
-    return [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()
-            if lib["user_api"] == "blas"]
-
-
-@pytest.fixture
-def blas_limits():
-    """The BLAS thread limits before the test, put back after it whatever it
-    did; skips unless threadpoolctl sees a BLAS that takes limits of 1 and 2."""
-    from threadpoolctl import threadpool_limits
-
-    before = _blas_limits()
-    if not before:
-        pytest.skip("no BLAS library visible to threadpoolctl")
-    for n in (1, 2):
-        with threadpool_limits(limits=n, user_api="blas"):
-            if any(threads != n for _, threads in _blas_limits()):
-                pytest.skip(f"this BLAS does not take a limit of {n} threads")
-    with threadpool_limits(limits=None, user_api="blas"):  # sets nothing, restores on exit
-        yield before
-
-
 def _open_and_close_in_threads(requests, order):
     """Open and close a ``training_threads`` block on a thread of its own for
     each of ``requests`` (its plan's ``blas_threads``), in ``order`` (each
@@ -628,7 +605,7 @@ def _open_and_close_in_threads(requests, order):
                 open_blocks.add(k)
                 go_in[k].set()
             assert done.get(timeout=60) == k  # the step is over
-            steps.append(([requests[j] for j in open_blocks], _blas_limits()))
+            steps.append(([requests[j] for j in open_blocks], blas_limits_now()))
     finally:
         for event in go_in + go_out:  # every thread finishes, even after a failure
             event.set()
@@ -647,7 +624,7 @@ def test_blocks_that_overlap_without_nesting_put_the_blas_limits_back(blas_limit
     """The defect at its simplest: A (1 BLAS thread) opens, B (2) opens, A
     closes, B closes. B used to put back the limit that A had set."""
     steps = _open_and_close_in_threads([1, 2], [0, 1, 0, 1])
-    assert _blas_limits() == blas_limits
+    assert blas_limits_now() == blas_limits
     for open_requests, observed in steps:
         assert observed == _expected_limits(open_requests, blas_limits)
 
@@ -664,7 +641,7 @@ def test_blocks_opened_and_closed_in_threads_in_any_order_put_the_blas_limits_ba
     for _ in range(5):
         order = rng.permutation(np.repeat(np.arange(len(requests)), 2))
         steps = _open_and_close_in_threads(requests, order)
-        assert _blas_limits() == blas_limits  # the defect: a lower limit stayed behind
+        assert blas_limits_now() == blas_limits  # the defect: a lower limit stayed behind
         for open_requests, observed in steps:
             assert observed == _expected_limits(open_requests, blas_limits)
 
@@ -673,7 +650,7 @@ def test_nested_blocks_and_an_exception_put_the_blas_limits_back(blas_limits):
     from skbackprop._fast import ThreadPlan, training_threads
 
     def limit():
-        return {threads for _, threads in _blas_limits()}
+        return {threads for _, threads in blas_limits_now()}
 
     with pytest.raises(KeyError):
         with training_threads(ThreadPlan(1, 1, 2)):
@@ -684,7 +661,7 @@ def test_nested_blocks_and_an_exception_put_the_blas_limits_back(blas_limits):
             with training_threads(ThreadPlan(1, 1, None)):  # leaves BLAS as it is
                 assert limit() == {2}
             raise KeyError
-    assert _blas_limits() == blas_limits
+    assert blas_limits_now() == blas_limits
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -706,7 +683,7 @@ def test_fits_running_at_once_in_threads_put_the_blas_limits_back(blas_limits, m
     def training_threads(plan):  # the fits of each round all train at once
         with _fast.training_threads(plan) as workers:
             together.wait()
-            during.append(_blas_limits())
+            during.append(blas_limits_now())
             yield workers
 
     monkeypatch.setattr(_estimator, "training_threads", training_threads)
@@ -728,6 +705,6 @@ def test_fits_running_at_once_in_threads_put_the_blas_limits_back(blas_limits, m
     for thread in threads:
         thread.join(timeout=120)
     assert not errors and fitted == [5] * (n_threads * fits_per_thread)
-    assert _blas_limits() == blas_limits
+    assert blas_limits_now() == blas_limits
     # small steps: every fit asked for one BLAS thread, and had it
     assert all(limits == [(path, 1) for path, _ in blas_limits] for limits in during)

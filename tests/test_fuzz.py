@@ -797,40 +797,28 @@ def test_invscaling_with_large_t_does_not_raise_overflow_error(power_t,
     assert all(np.isfinite(p).all() for p in clf.coefs_ + clf.intercepts_)
 
 
-@pytest.mark.parametrize("method", ["fit", "partial_fit"])
-def test_class_weight_times_sample_weight_overflow_is_a_value_error(method):
-    X = np.array([[0.0], [1.0]])
+@pytest.mark.parametrize("dtype, solver, class_weight, sample_weight, methods", [
+    # class weight times sample weight beyond float64's range
+    (np.float64, "sgd", {1: 1e300}, [1.0, 1e30], ["fit", "partial_fit"]),
+    # with float32 X: a sample weight beyond float32's range
+    (np.float32, "sgd", None, [1.0, 1e200], ["fit", "partial_fit"]),
+    # with float32 X: a class weight beyond float32's range
+    (np.float32, "adam", {1: 1e300}, None, ["fit"]),
+], ids=["class times sample weight", "float32 sample weight", "float32 class weight"])
+def test_weights_that_overflow_are_a_value_error(dtype, solver, class_weight, sample_weight,
+                                                  methods):
+    """Refused with a ValueError naming the weights, before any change to
+    the model, and without NumPy's overflow warnings first."""
+    X = np.array([[0.0], [1.0]], dtype=dtype)
     y = np.array([0, 1])
-    clf = BackpropMLPClassifier((), solver="sgd", class_weight={1: 1e300})
-    kwargs = {"classes": [0, 1]} if method == "partial_fit" else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        with pytest.raises(ValueError, match="weight"):
-            getattr(clf, method)(X, y, sample_weight=[1.0, 1e30], **kwargs)
-    assert not hasattr(clf, "coefs_")
-
-
-@pytest.mark.parametrize("method", ["fit", "partial_fit"])
-def test_float32_sample_weight_overflow_is_a_value_error(method):
-    X = np.array([[0.0], [1.0]], dtype=np.float32)
-    y = np.array([0, 1])
-    clf = BackpropMLPClassifier((), solver="sgd")
-    kwargs = {"classes": [0, 1]} if method == "partial_fit" else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        with pytest.raises(ValueError, match="weight"):
-            getattr(clf, method)(X, y, sample_weight=[1.0, 1e200], **kwargs)
-    assert not hasattr(clf, "coefs_")
-
-
-def test_float32_class_weight_overflow_is_a_value_error():
-    X = np.array([[0.0], [1.0]], dtype=np.float32)
-    y = np.array([0, 1])
-    clf = BackpropMLPClassifier((), class_weight={1: 1e300})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        with pytest.raises(ValueError, match="weight"):
-            clf.fit(X, y)
+    for method in methods:
+        clf = BackpropMLPClassifier((), solver=solver, class_weight=class_weight)
+        kwargs = {"classes": [0, 1]} if method == "partial_fit" else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            with pytest.raises(ValueError, match="weight"):
+                getattr(clf, method)(X, y, sample_weight=sample_weight, **kwargs)
+        assert not hasattr(clf, "coefs_")
 
 
 @pytest.mark.parametrize("epsilon", [1e-50, 1e-300, 1e39])
