@@ -32,7 +32,6 @@ from sklearn.utils.validation import (
 
 from ._fast import (
     FusedObjective,
-    apply_in_parts,
     flat_views,
     flatten,
     thread_plan,
@@ -851,12 +850,13 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         # Overflow only happens in a diverging run, which the divergence guard
         # detects from the loss and reports: numpy's own warnings would be noise.
         with np.errstate(over="ignore", invalid="ignore"), training_threads(plan) as workers:
-            optimizer = apply_in_parts([self._optimizer() for _ in range(workers.n_threads)],
-                                       workers)
+            objective, steps = self._objective(X, net, plan, workers), None
+            if plan.n_shards > 1:  # the shards' threads take the steps of an epoch together
+                steps = functools.partial(objective.steps_in_lockstep,
+                                          [self._optimizer() for _ in range(plan.n_shards)])
             return train_minibatch(
-                self._objective(X, net, plan, workers), [theta], X, Y, weights, optimizer,
-                config, state, rng, rows=rows, validate=validate, hooks=hooks,
-                verbose=self.verbose,
+                objective, [theta], X, Y, weights, self._optimizer(), config, state, rng,
+                rows=rows, validate=validate, hooks=hooks, verbose=self.verbose, steps=steps,
             )
 
     def _optimizer(self):

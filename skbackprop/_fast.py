@@ -14,9 +14,10 @@ changes that make training fast and nothing else:
   fit in cache, and the activations of a full batch never exist at once;
 * a large step with much elementwise work is cut into shards of rows
   computed at once on two threads (``thread_plan``, ``Workers``), and the
-  optimizer updates the vector in parts on the same threads
-  (``apply_in_parts``), so that the elementwise work runs on both cores, not
-  only the matrix products.
+  optimizer updates the vector in parts on the same threads, which step
+  through a whole epoch together (``FusedObjective.steps_in_lockstep``), so
+  that the elementwise work runs on both cores, not only the matrix
+  products.
 
 ``tests/test_fast.py`` holds it equal to ``_network.objective``. ``X`` may
 be sparse: the input layer's two products then go through SciPy.
@@ -37,7 +38,7 @@ from threadpoolctl import OpenBLASController, ThreadpoolController
 
 from ._losses import LOSSES
 from ._losses import softmax as reference_softmax
-from ._optimizers import state_slice
+from ._optimizers import state_slice, whole_state
 
 #: Rows per block of a large batch (a full batch of gradient descent, say),
 #: and of a large prediction. On the benchmark machine 512 to 2048 were
@@ -60,8 +61,9 @@ BLOCK_ROWS = 1024
 #:   shards of rows computed at once on as many threads, each with its own
 #:   BLAS thread: the elementwise work (activations, derivatives, the
 #:   optimizer) then runs on both cores, not only the products. This pays
-#:   only when that work outweighs the three hand-offs between threads that
-#:   each step then costs (about 80 µs each here).
+#:   only when that work outweighs the cost of the threads meeting twice a
+#:   step (these constants were measured when a step handed work to the
+#:   threads three times, at about 80 µs each).
 #: * Any other step runs on one thread, with BLAS's own threads for its
 #:   products: those dominate, and BLAS hands work between its threads faster
 #:   than Python can.
@@ -249,9 +251,11 @@ class Workers:
     really do overlap.
 
     The helper threads live as long as the ``with`` block and wait for work
-    on a queue: a sharded step hands work over three times, and this costs
-    less Python per hand-off than a ``ThreadPoolExecutor``'s futures (a C2
-    step 2-3% faster, ``docs/performance.rst``).
+    on a queue, which costs less Python per hand-off than a
+    ``ThreadPoolExecutor``'s futures (a C2 step 2-3% faster when it took
+    three hand-offs, ``docs/performance.rst``). ``lockstep(jobs)`` runs jobs
+    that meet at points of their own, such as the steps of an epoch, in one
+    hand-off.
 
     In a child made by ``fork`` (from a callback, say, during a fit) the
     helper threads do not exist: there the caller runs every item itself,
@@ -265,6 +269,7 @@ class Workers:
         self.inboxes = [queue.SimpleQueue() for _ in range(n_threads - 1)]
         self.running = [None] * (n_threads - 1)  # the map whose job helper j runs, if any
         self.maps = 0  # maps so far: an answer names its map, so a stale one is known
+        self.held_ctrl_c = ()  # during a map, the Ctrl-Cs it holds back (see lockstep)
         self.threads = [threading.Thread(target=_help, args=(self, j), daemon=True)
                         for j in range(1, n_threads)]
         for thread in self.threads:
@@ -278,7 +283,9 @@ class Workers:
         self.maps += 1
         helped = range(1, min(n, len(items)))
         results, failures = [None] * len(items), []
-        with _ctrl_c_held():  # a Ctrl-C goes up after the map, never in its middle
+        # a Ctrl-C goes up after the map, never in its middle; the caller's
+        # jobs may look at self.held_ctrl_c to end sooner (see lockstep)
+        with _ctrl_c_held() as self.held_ctrl_c:
             try:
                 for j in helped:
                     self.inboxes[j - 1].put((self.maps, function, items[j::n], settings))
@@ -288,6 +295,33 @@ class Workers:
         if failures:  # raised only if the caller's own jobs did not raise
             raise min(failures, key=lambda failure: failure[0])[1]
         return results
+
+    def lockstep(self, jobs):
+        """Run the generators ``jobs`` at once, job ``k`` on thread ``k``
+        (0: the caller), in lockstep: every ``yield`` of a job is a meeting
+        point, which no job leaves before all have reached it. Every job
+        must yield equally often. Returns the jobs' return values, in order.
+
+        The jobs are handed out once, however often they meet, and a meeting
+        costs only the wait for the last job to arrive. A failing job makes
+        the others stop at their next meeting point, and its exception goes
+        up. A Ctrl-C held back during the jobs (see :func:`_ctrl_c_held`)
+        stops them all at the caller's job's next meeting point, and then
+        goes up as ``KeyboardInterrupt``.
+
+        With fewer threads than jobs, or in a child made by ``fork``, the
+        caller runs the jobs itself, in turn, from one meeting point to the
+        next: the same numbers.
+        """
+        if len(jobs) == 1 or len(jobs) > self.n_threads or os.getpid() != self.pid:
+            return _in_turn(jobs)
+        meetings = _Meetings(len(jobs))
+
+        def run(k):
+            held_ctrl_c = self.held_ctrl_c if k == 0 else ()  # the caller's, during the map
+            return _run_in_lockstep(jobs[k], meetings, held_ctrl_c)
+
+        return self.map(run, range(len(jobs)))
 
     def _gather(self, helped, results, failures):
         """The helpers' answers to this map, into ``results`` and ``failures``.
@@ -327,6 +361,76 @@ class Workers:
             thread.join()
 
 
+class _Meetings:
+    """What the jobs of one :meth:`Workers.lockstep` share."""
+
+    def __init__(self, n_jobs):
+        self.barrier = threading.Barrier(n_jobs)
+        self.stop_at = None  # the meeting at which a held-back Ctrl-C stops every job
+        self.ended_at = []  # the meeting at which each job that ended did (its end is one)
+
+
+_UNEQUAL = "the jobs of a lockstep yielded unequally often"
+
+
+def _run_in_lockstep(job, meetings, held_ctrl_c):
+    """Run the generator ``job`` of :meth:`Workers.lockstep` to its end,
+    waiting at ``meetings.barrier`` after each of its yields, and after its
+    end: return what it returns (None if it was stopped).
+
+    ``held_ctrl_c`` becomes non-empty once a Ctrl-C is held back (for the
+    caller's job only): that job then sets the meeting at which every job
+    stops, before it waits there, so that every job sees it on leaving that
+    meeting and none has gone past it. Whatever a job records, it records
+    before it waits, under the number of that meeting: a job that has left a
+    meeting may record the next one's before a slower job has read this
+    one's."""
+    count, result, ended = 0, None, False
+    try:
+        while not ended:
+            try:
+                next(job)
+            except StopIteration as end:
+                result, ended = end.value, True
+                meetings.ended_at.append(count + 1)
+            count += 1
+            if held_ctrl_c and meetings.stop_at is None:
+                meetings.stop_at = count
+            meetings.barrier.wait()
+            if 0 < meetings.ended_at.count(count) < meetings.barrier.parties:
+                raise RuntimeError(_UNEQUAL)
+            if meetings.stop_at == count:
+                return None
+        return result
+    except threading.BrokenBarrierError:
+        return None  # another job failed: its exception goes up
+    except BaseException:
+        meetings.barrier.abort()  # the other jobs stop at their next meeting point
+        raise
+    finally:
+        job.close()
+
+
+def _in_turn(jobs):
+    """Run the generators of :meth:`Workers.lockstep` on the calling thread:
+    each job from one meeting point to the next, then the next job."""
+    results, ended = [None] * len(jobs), []
+    try:
+        while not ended:
+            for k, job in enumerate(jobs):
+                try:
+                    next(job)
+                except StopIteration as end:
+                    results[k] = end.value
+                    ended.append(k)
+        if len(ended) < len(jobs):
+            raise RuntimeError(_UNEQUAL)
+    finally:
+        for job in jobs:
+            job.close()
+    return results
+
+
 @contextmanager
 def _ctrl_c_held():
     """Within the block, a Ctrl-C (SIGINT) is recorded, and raised as
@@ -335,15 +439,16 @@ def _ctrl_c_held():
     both hand out its jobs and wait for all of them whatever that moment
     is. Only Python's own SIGINT handler, in the main thread, is held back
     (others, and other threads, are left alone); the cost is two calls to
-    ``signal.signal`` a map, about 2 µs."""
+    ``signal.signal`` a map, about 2 µs. Yields the list of the signals held
+    back so far (which stays empty when none are held back)."""
+    caught = []
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield
+        yield caught
         return
-    caught = []
     signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
     try:
-        yield
+        yield caught
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if caught:
@@ -381,29 +486,8 @@ def _even_parts(n, k):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def apply_in_parts(optimizers, workers):
-    """An optimizer whose in-place ``apply`` updates the flat vector in
-    ``workers.n_threads`` parts at once, one of ``optimizers`` (independent
-    instances of one rule: each has its own scratch buffers) per part. The
-    rules are elementwise, so the numbers are those of one ``apply``."""
-    if workers.n_threads == 1:
-        return optimizers[0]
-
-    def apply(params, grads, state, learning_rate):
-        (theta,), (gradient,) = params, grads
-        parts = _even_parts(theta.size, workers.n_threads)
-
-        def apply_part(k):
-            a, b = parts[k]
-            return optimizers[k].apply([theta[a:b]], [gradient[a:b]],
-                                       state_slice(state, a, b), learning_rate)
-
-        new = workers.map(apply_part, range(len(parts)))[0]
-        # the arrays were updated in place: keep the whole ones, take the new counters
-        return type(state)(*(old if isinstance(old, tuple) else value
-                             for old, value in zip(state, new)))
-
-    return optimizers[0]._replace(apply=apply)
+def _total_weight(X, sample_weight):
+    return X.shape[0] if sample_weight is None else float(sample_weight.sum())
 
 
 def flat_layout(layer_sizes):
@@ -686,16 +770,17 @@ class FusedObjective:
     vector ``theta``. The returned gradient is a buffer that the next call
     overwrites: use it before calling again.
 
-    With ``n_shards=2`` a batch is cut into two halves of rows, each with its
-    own gradient, computed at once when ``workers`` has two threads; then
-    the two gradients are summed and the penalty added, each thread taking
-    half of the vector. The arithmetic depends on ``n_shards`` only, never on
-    how many threads carry it out.
+    With ``n_shards=2`` (1 or 2) a batch is cut into two halves of rows, each
+    with its own gradient, computed at once when ``workers`` has two
+    threads; then the two gradients are summed and the penalty added, each
+    thread taking half of the vector. :meth:`steps_in_lockstep` takes a
+    whole epoch of minibatch steps that way. The arithmetic depends on
+    ``n_shards`` only, never on how many threads carry it out.
     """
 
     def __init__(self, layer_sizes, activation, output, alpha, dtype, block_rows=None,
                  n_shards=1, workers=None):
-        assert output in LOSSES
+        assert output in LOSSES and n_shards in (1, 2)
         self.layer_sizes = list(layer_sizes)
         self.activate = IN_PLACE_ACTIVATIONS[activation]
         self.times_derivative = IN_PLACE_DERIVATIVES[activation]
@@ -709,57 +794,123 @@ class FusedObjective:
         self.gradient = self.shards[0].gradient
         self.n_weights = flat_layout(self.layer_sizes)[0][-1][1]
         self.parts = _even_parts(self.gradient.size, n_shards)  # of the vector, for the sum
-        # scratch for the penalty's gradient: the last shard's gradient, once
-        # summed into the first, is free (one buffer less for the caches to hold)
-        self.penalty_scratch = (self.shards[-1].gradient[: self.n_weights] if n_shards > 1
+        self.penalty_scratch = (None if n_shards == 2  # see _finish
                                 else np.empty(self.n_weights, dtype=self.dtype))
         self.views = (None, None)  # (theta, its coefs and intercepts), reused while theta is
 
     def __call__(self, params, X, Y, sample_weight):
         (theta,) = params
-        if self.views[0] is not theta:  # a minibatch step keeps the same vector
-            self.views = (theta, flat_views(theta, self.layer_sizes))
-        coefs, intercepts = self.views[1]
-        S = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        coefs, intercepts = self._views(theta)
+        S = _total_weight(X, sample_weight)
         if len(self.shards) == 1:  # the usual minibatch: no threads to coordinate
             total = self._shard(self.shards[0], X, Y, sample_weight, S, coefs, intercepts)
             squared_norm = self._finish(self.parts[0], theta, 1, S)
         else:
             total, squared_norm = self._sharded(theta, X, Y, sample_weight, S, coefs, intercepts)
+        return self._loss(total, squared_norm, S), [self.gradient]
+
+    def steps_in_lockstep(self, optimizers, params, batches, state, learning_rate):
+        """A minibatch step on each of ``batches`` (``(X, Y, sample_weight)``
+        triples), in place: each takes this objective's gradient, then the
+        update of an optimizer's in-place ``apply``, with the same numbers as
+        calling the two in turn for each batch. Returns the minibatches'
+        losses (each before its step) and the optimizer's state.
+
+        Each shard has its own thread and its own of ``optimizers`` (one
+        instance of the rule per shard), and that thread runs through all the
+        batches: its shard of a batch; then, once every shard's gradient is
+        ready, the sum, the penalty and the update of its part of the
+        vector; then, once the whole vector is updated, the next batch. The
+        threads meet twice a step, where calling the objective and then the
+        optimizer hands them work three times, and a meeting costs only the
+        wait for the other thread (a C2 fit 6.5% faster,
+        ``docs/performance.rst``).
+        """
+        (theta,) = params
+        coefs, intercepts = self._views(theta)
+        n = len(self.shards)
+        totals = [[0.0] * n for _ in batches]  # of each batch: its shards' sums of losses
+        norms = [[0.0] * n for _ in batches]  # of each batch: ||W||^2 by part of theta
+
+        def steps(k):  # the steps of shard k (a generator: each yield is a meeting)
+            a, b = self.parts[k]
+            part_state = state_slice(state, a, b)
+            for i, (X, Y, w) in enumerate(batches):
+                S, n_used = _total_weight(X, w), min(n, X.shape[0])
+                if k < n_used:
+                    totals[i][k] = self._shard_of(k, n_used, X, Y, w, S, coefs, intercepts)
+                yield  # every shard's gradient is ready
+                into = k if k < n_used else 0  # the part's gradient: in this shard's buffer
+                norms[i][k] = self._finish(self.parts[k], theta, n_used, S, into)
+                gradient = self.shards[into].gradient[a:b]
+                part_state = optimizers[k].apply([theta[a:b]], [gradient], part_state,
+                                                  learning_rate)
+                yield  # theta is updated
+            return part_state
+
+        new_state = self.workers.lockstep([steps(k) for k in range(n)])[0]
+        # summed in the order of the shards and parts, as __call__ sums them
+        losses = [self._loss(sum(total[: min(n, X.shape[0])]), sum(norm), _total_weight(X, w))
+                  for total, norm, (X, _, w) in zip(totals, norms, batches)]
+        return losses, whole_state(state, new_state)
+
+    def _views(self, theta):
+        """``coefs`` and ``intercepts``, views of ``theta``."""
+        if self.views[0] is not theta:  # a minibatch step keeps the same vector
+            self.views = (theta, flat_views(theta, self.layer_sizes))
+        return self.views[1]
+
+    def _loss(self, total, squared_norm, S):
+        """The objective from the sum of the per-sample losses (weighted) and
+        ``||W||^2``."""
         loss = total / S
         if self.alpha:  # without a penalty, no 0 * inf = NaN once ||W||^2 overflows
             loss += self.alpha / (2 * S) * squared_norm
-        return loss, [self.gradient]
+        return loss
 
     def _sharded(self, theta, X, Y, sample_weight, S, coefs, intercepts):
         """The shards' losses and gradients, each shard on a worker; then their
         sum, each worker summing its part of the vector."""
-        rows = _even_parts(X.shape[0], min(len(self.shards), X.shape[0]))
+        n_used = min(len(self.shards), X.shape[0])
 
         def shard_loss(k):
-            a, b = rows[k]
-            w = None if sample_weight is None else sample_weight[a:b]
-            return self._shard(self.shards[k], X[a:b], Y[a:b], w, S, coefs, intercepts)
+            return self._shard_of(k, n_used, X, Y, sample_weight, S, coefs, intercepts)
 
         def finish(part):
-            return self._finish(part, theta, len(rows), S)
+            return self._finish(part, theta, n_used, S)
 
-        total = sum(self.workers.map(shard_loss, range(len(rows))))
+        total = sum(self.workers.map(shard_loss, range(n_used)))
         return total, sum(self.workers.map(finish, self.parts))
 
-    def _finish(self, part, theta, n_used, S):
-        """Add the other shards' gradients into the first, and the gradient of
-        the penalty ``alpha/(2S) ||W||^2``, on ``part`` of the vector; return
-        the part's share of ``||W||^2``."""
+    def _shard_of(self, k, n_used, X, Y, sample_weight, S, coefs, intercepts):
+        """Shard ``k`` of a batch cut into ``n_used`` shards of rows: its
+        gradient, and its weighted sum of losses."""
+        a, b = _even_parts(X.shape[0], n_used)[k]
+        w = None if sample_weight is None else sample_weight[a:b]
+        return self._shard(self.shards[k], X[a:b], Y[a:b], w, S, coefs, intercepts)
+
+    def _finish(self, part, theta, n_used, S, into=0):
+        """Sum the shards' gradients into shard ``into``'s, and add the
+        gradient of the penalty ``alpha/(2S) ||W||^2``, on ``part`` of the
+        vector; return the part's share of ``||W||^2``.
+
+        Either shard may take the sum, with the same numbers: a thread
+        finishes its part of the vector in its own shard's buffer, which its
+        caches hold already (C2: a fit 1.5 to 3.4% faster than with both
+        sums in the first shard's buffer, ``docs/performance.rst``)."""
         a, b = part
-        for shard in self.shards[1:n_used]:
-            self.gradient[a:b] += shard.gradient[a:b]
+        gradient = self.shards[into].gradient[a:b]
+        if n_used == 2:
+            np.add(self.shards[0].gradient[a:b], self.shards[1].gradient[a:b], out=gradient)
         b = min(b, self.n_weights)  # the penalty touches weights, not biases
         if a >= b:
             return 0.0
-        weights, penalty = theta[a:b], self.penalty_scratch[a:b]
+        # the penalty's gradient goes through the other shard's buffer, free
+        # once summed (or unused): one buffer less for the caches to hold
+        scratch = self.penalty_scratch if len(self.shards) == 1 else self.shards[1 - into].gradient
+        weights, penalty = theta[a:b], scratch[a:b]
         np.multiply(weights, self.alpha / S, out=penalty)
-        self.gradient[a:b] += penalty
+        gradient[: b - a] += penalty
         return float(np.dot(weights, weights))
 
     def _shard(self, shard, X, Y, w, S, coefs, intercepts):

@@ -141,7 +141,7 @@ def _slices(X, Y, sample_weight, n_samples, batch_size):
 
 
 def run_epoch(objective, params, batches, optimizer=None, state=None, learning_rate=None,
-              batch_losses=None):
+              batch_losses=None, steps=None):
     """One pass of minibatch steps; returns the epoch's loss and the optimizer state.
 
     The epoch's loss is the mean of the minibatch losses, each weighted by
@@ -150,20 +150,44 @@ def run_epoch(objective, params, batches, optimizer=None, state=None, learning_r
     Without an optimizer, the pass only evaluates the loss. Each minibatch's
     loss, measured before its step, is appended to the list ``batch_losses``
     if one is given.
+
+    ``steps(params, batches, state, learning_rate) -> (losses, state)``, if
+    given, takes the steps instead of :func:`steps_in_turn`, with the same
+    numbers (the estimator's two-shard objective runs its threads through the
+    whole epoch together).
     """
+    batches = [batch for batch in batches if _batch_weight(*batch) != 0]
+    if optimizer is None:
+        losses = [objective(params, X, Y, w)[0] for X, Y, w in batches]
+    elif steps is None:
+        losses, state = steps_in_turn(objective, params, batches, optimizer, state,
+                                      learning_rate)
+    else:
+        losses, state = steps(params, batches, state, learning_rate)
+    if batch_losses is not None:
+        batch_losses.extend(losses)
     total_loss = total_weight = 0.0
-    for X, Y, w in batches:
-        weight = X.shape[0] if w is None else float(w.sum())
-        if weight == 0:
-            continue
-        loss, grads = objective(params, X, Y, w)
-        if batch_losses is not None:
-            batch_losses.append(loss)
-        if optimizer is not None:
-            state = optimizer.apply(params, grads, state, learning_rate)
+    for loss, batch in zip(losses, batches):
+        weight = _batch_weight(*batch)
         total_loss += loss * weight
         total_weight += weight
     return total_loss / total_weight, state
+
+
+def steps_in_turn(objective, params, batches, optimizer, state, learning_rate):
+    """A step on each of ``batches``: the objective's gradient, then the
+    optimizer's update (in place). Returns the minibatch losses (each before
+    its step) and the optimizer state."""
+    losses = []
+    for X, Y, w in batches:
+        loss, grads = objective(params, X, Y, w)
+        losses.append(loss)
+        state = optimizer.apply(params, grads, state, learning_rate)
+    return losses, state
+
+
+def _batch_weight(X, Y, sample_weight):
+    return X.shape[0] if sample_weight is None else float(sample_weight.sum())
 
 
 # --------------------------------------------------- schedules and stopping
@@ -327,7 +351,7 @@ class _Progress:
 
 def train_minibatch(
     objective, params, X, Y, sample_weight, optimizer, config, state, rng,
-    *, rows=None, validate=None, hooks=None, verbose=False,
+    *, rows=None, validate=None, hooks=None, verbose=False, steps=None,
 ):
     """Run up to ``config.max_iter`` epochs of minibatch descent on ``params``, in place.
 
@@ -355,6 +379,9 @@ def train_minibatch(
         every epoch; a true ``stop`` ends training after that epoch.
     verbose : bool
         Print the loss (and validation score) of each epoch.
+    steps : callable or None
+        Takes each epoch's steps, in place of :func:`steps_in_turn` (see
+        :func:`run_epoch`).
 
     Returns
     -------
@@ -378,7 +405,7 @@ def train_minibatch(
             first_losses = [] if epoch == 0 else None
             loss, progress.optimizer_state = run_epoch(
                 objective, params, next_epoch(), optimizer, progress.optimizer_state,
-                progress.learning_rate, batch_losses=first_losses,
+                progress.learning_rate, batch_losses=first_losses, steps=steps,
             )
             if first_losses:  # at the starting weights: tells a divergence what it was
                 progress.start_loss = first_losses[0]

@@ -1,6 +1,7 @@
 """The fused objective equals the reference one, for every network it serves."""
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -251,8 +252,6 @@ def test_a_ctrl_c_while_waiting_for_a_helper_comes_after_its_job():
     raises KeyboardInterrupt only once the helper's job is done, so that
     the job does not outlive the call and its answer is not taken for the
     next map's."""
-    import signal
-    import threading
     import time
 
     from skbackprop._fast import Workers
@@ -266,16 +265,27 @@ def test_a_ctrl_c_while_waiting_for_a_helper_comes_after_its_job():
         return f"first, {k}"
 
     with Workers(2) as workers:
-        timer = threading.Timer(0.2, signal.pthread_kill,
-                                (threading.main_thread().ident, signal.SIGINT))
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                workers.map(job, [0, 1])
-        finally:
-            timer.join()
+        with ctrl_c_after(0.2):
+            workers.map(job, [0, 1])
         assert finished == [1]
         assert workers.map(lambda k: f"second, {k}", [0, 1]) == ["second, 0", "second, 1"]
+
+
+@contextmanager
+def ctrl_c_after(seconds):
+    """Within the block, which must then raise KeyboardInterrupt, a Ctrl-C
+    (SIGINT to the main thread) comes ``seconds`` after it starts."""
+    import signal
+    import threading
+
+    timer = threading.Timer(seconds, signal.pthread_kill,
+                            (threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        timer.join()
 
 
 def test_a_map_holds_a_ctrl_c_back_only_under_pythons_own_handler():
@@ -420,41 +430,166 @@ def test_the_prediction_softmax_equals_the_reference(dtype, n_rows):
         assert_allclose(P.sum(axis=1), 1, rtol=1e-12 if dtype == np.float64 else 1e-6)
 
 
+def lockstep_batches(dtype, weighted):
+    """Batches of a problem, among them one of a single row (one shard only)
+    and, when weighted, one whose weights are partly zero."""
+    X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "relu", dtype, n_samples=61)
+    w = (np.random.RandomState(2).uniform(0, 2, len(X)).astype(dtype) if weighted else None)
+    if weighted:
+        w[:5] = 0
+    cuts = [0, 16, 32, 33, 50, 61]
+    batches = [(X[a:b], Y[a:b], None if w is None else w[a:b]) for a, b in zip(cuts, cuts[1:])]
+    return batches, layer_sizes, flatten(coefs, intercepts, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("make_optimizer", [
     lambda: sgd(0.9, nesterov=False), lambda: sgd(0.9, nesterov=True), lambda: adam(),
 ], ids=["momentum", "nesterov", "adam"])
-def test_an_optimizer_applied_in_parts_takes_the_same_steps(make_optimizer):
-    from skbackprop._fast import Workers, apply_in_parts
+def test_steps_in_lockstep_are_the_steps_in_turn(make_optimizer, n_threads, weighted, dtype):
+    """The shards' threads stepping through an epoch together give the
+    numbers of calling the objective and then the optimizer for each batch,
+    bit for bit: the losses, the parameters and the optimizer's state."""
+    from skbackprop._fast import Workers
+    from skbackprop._training import steps_in_turn
 
-    rng = np.random.RandomState(0)
-    theta = rng.normal(size=1001)
-    whole, parted = make_optimizer(), None
-    expected, state = theta.copy(), whole.init([theta])
-    actual = theta.copy()
-    with Workers(2) as workers:
-        parted = apply_in_parts([make_optimizer(), make_optimizer()], workers)
-        parted_state = parted.init([actual])
-        for _ in range(4):
-            g = rng.normal(size=theta.size)
-            state = whole.apply([expected], [g], state, 0.01)
-            parted_state = parted.apply([actual], [g], parted_state, 0.01)
-    np.testing.assert_array_equal(actual, expected)
-    assert type(parted_state) is type(state)
-    for field, value in zip(parted_state, state):  # whole arrays, counters advanced
-        if isinstance(value, tuple):
-            for a, b in zip(field, value):
-                assert a.shape == b.shape
+    batches, layer_sizes, theta = lockstep_batches(dtype, weighted)
+    results = []
+    with Workers(n_threads) as workers:
+        for lockstep in (False, True):
+            fused = FusedObjective(layer_sizes, "relu", "softmax", 0.3, dtype, block_rows=8,
+                                   n_shards=2, workers=workers)
+            params, optimizer = [theta.copy()], make_optimizer()
+            state = optimizer.init(params)
+            for learning_rate in (0.1, 0.05):  # two epochs: the state carries over
+                if lockstep:
+                    losses, state = fused.steps_in_lockstep(
+                        [make_optimizer(), make_optimizer()], params, batches, state,
+                        learning_rate)
+                else:
+                    losses, state = steps_in_turn(fused, params, batches, optimizer, state,
+                                                  learning_rate)
+            results.append((losses, params[0], state))
+    (turn_losses, turn_theta, turn_state), (losses, theta, state) = results
+    assert losses == turn_losses and len(losses) == len(batches)
+    np.testing.assert_array_equal(theta, turn_theta)
+    assert not np.array_equal(theta, lockstep_batches(dtype, weighted)[2])  # it moved
+    assert type(state) is type(turn_state)
+    for field, turn_field in zip(state, turn_state):  # whole arrays, counters advanced
+        if isinstance(field, tuple):
+            for a, b in zip(field, turn_field):
+                assert a.shape == b.shape == theta.shape
                 np.testing.assert_array_equal(a, b)
         else:
-            assert field == value
+            assert field == turn_field
 
 
-def test_one_thread_needs_no_wrapper():
-    from skbackprop._fast import Workers, apply_in_parts
+def test_a_fit_in_two_shards_steps_in_lockstep(monkeypatch, wide_data):
+    from skbackprop import _fast
 
-    optimizer = sgd()
-    with Workers(1) as workers:
-        assert apply_in_parts([optimizer], workers) is optimizer
+    calls = []
+    real = _fast.FusedObjective.steps_in_lockstep
+
+    def steps_in_lockstep(self, *args):
+        calls.append(len(args[2]))  # the batches
+        return real(self, *args)
+
+    monkeypatch.setattr(_fast.FusedObjective, "steps_in_lockstep", steps_in_lockstep)
+    fit_with_threads(monkeypatch, 2, {**WIDE, "solver": "adam"}, *wide_data)
+    assert calls == [3] * WIDE["max_iter"]  # 2500 rows in batches of 1000, every epoch
+
+
+def _phases(log, k, n_meetings):
+    """A lockstep job: it logs each stretch between two meetings, the
+    helper's slowly, so that a job that did not wait would log too soon."""
+    import time
+
+    for phase in range(n_meetings):
+        if k == 1:
+            time.sleep(0.01)
+        log.append((phase, k))
+        yield
+    return f"job {k} done"
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_lockstep_jobs_meet_at_every_yield(n_threads):
+    from skbackprop._fast import Workers
+
+    log = []
+    with Workers(n_threads) as workers:
+        results = workers.lockstep([_phases(log, k, 5) for k in range(2)])
+    assert results == ["job 0 done", "job 1 done"]
+    assert sorted(log) == [(phase, k) for phase in range(5) for k in range(2)]
+    assert [phase for phase, _ in log] == sorted(phase for phase, _ in log)
+
+
+def test_lockstep_runs_in_turn_in_a_forked_child(monkeypatch):
+    import threading
+
+    from skbackprop._fast import Workers
+
+    with Workers(2) as workers:
+        monkeypatch.setattr(workers, "pid", -1)  # as if this process were a forked child
+        names = []
+
+        def job(k):
+            names.append(threading.current_thread().name)
+            yield
+            return k
+
+        assert workers.lockstep([job(0), job(1)]) == [0, 1]
+    assert set(names) == {threading.current_thread().name}
+
+
+def _fails_at(k, failing, meeting):
+    yield
+    if k == failing:
+        raise ValueError(f"job {k} failed")
+    for _ in range(meeting):
+        yield
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_failing_lockstep_job_stops_the_others(failing):
+    import time
+
+    from skbackprop._fast import Workers
+
+    with Workers(2) as workers:
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=f"job {failing} failed"):
+            workers.lockstep([_fails_at(k, failing, 3) for k in range(2)])
+        assert time.perf_counter() - start < 5  # nobody waited for a job that had failed
+        assert workers.lockstep([_phases([], k, 2) for k in range(2)]) == [
+            "job 0 done", "job 1 done"]  # usable after a failure
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_lockstep_jobs_must_yield_equally_often(n_threads):
+    from skbackprop._fast import Workers
+
+    with Workers(n_threads) as workers:
+        with pytest.raises(RuntimeError, match="unequally"):
+            workers.lockstep([_phases([], 0, 2), _phases([], 1, 3)])
+        with pytest.raises(RuntimeError, match="unequally"):
+            workers.lockstep([_phases([], 0, 3), _phases([], 1, 2)])
+
+
+def test_a_ctrl_c_stops_lockstep_jobs_at_the_same_meeting():
+    """A Ctrl-C held back while the jobs run stops them at the caller's next
+    meeting point, not at the end of the jobs (an epoch, in training), and
+    both at the same one; then it goes up."""
+    from skbackprop._fast import Workers
+
+    log = []
+    with Workers(2) as workers, ctrl_c_after(0.1):
+        workers.lockstep([_phases(log, k, 1000) for k in range(2)])  # 10 s
+    by_job = [[phase for phase, j in log if j == k] for k in range(2)]
+    assert by_job[0] == by_job[1] == list(range(len(by_job[0])))
+    assert 1 <= len(by_job[0]) < 100
 
 
 # ---------------------------------------------------- training on two threads

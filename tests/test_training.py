@@ -165,6 +165,28 @@ def test_epoch_loss_is_the_weighted_mean_of_batch_losses_and_empty_batches_are_s
                             pytest.approx(w[8:] @ Y[8:, 0] ** 2 / (2 * w[8:].sum()))]
 
 
+def test_an_epoch_given_its_steps_skips_empty_batches_and_weighs_the_losses():
+    """run_epoch's ``steps`` (the estimator's threads in lockstep) takes the
+    batches that hold information, and the epoch's loss weighs their losses
+    as when the objective and the optimizer are called in turn."""
+    objective, X, Y = quadratic_problem()
+    w = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0])
+    params, optimizer = [np.array([0.0])], sgd()
+    next_epoch = minibatch_source(X, Y, w, None, 4, False, np.random.RandomState(0))
+    taken = []
+
+    def steps(params, batches, state, learning_rate):
+        taken.extend(len(Y) for _, Y, _ in batches)
+        return [10.0, 20.0], "new state"
+
+    batch_losses = []
+    loss, state = run_epoch(objective, params, next_epoch(), optimizer, "old state", 0.1,
+                            batch_losses=batch_losses, steps=steps)
+    assert taken == [4, 2]  # the first batch weighs nothing
+    assert state == "new state" and batch_losses == [10.0, 20.0]
+    assert loss == pytest.approx((10.0 * w[4:8].sum() + 20.0 * w[8:].sum()) / w.sum())
+
+
 def test_minibatch_source_slices_unshuffled_data_in_place():
     X = np.arange(20.0).reshape(10, 2)
     Y = np.arange(10.0)[:, None]
