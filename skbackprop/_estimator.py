@@ -42,7 +42,13 @@ from ._fast import softmax as fast_softmax
 from ._losses import OUTPUTS
 from ._network import init_params, loss_from_logits, objective
 from ._optimizers import adam, copy_state, sgd
-from ._training import MinibatchConfig, SolverState, train_lbfgs, train_minibatch
+from ._training import (
+    MinibatchConfig,
+    SolverState,
+    steps_in_turn,
+    train_lbfgs,
+    train_minibatch,
+)
 
 try:  # scikit-learn >= 1.9 has a callback API; older versions simply go without
     from sklearn.callback import CallbackSupportMixin, with_callbacks
@@ -850,13 +856,12 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         # Overflow only happens in a diverging run, which the divergence guard
         # detects from the loss and reports: numpy's own warnings would be noise.
         with np.errstate(over="ignore", invalid="ignore"), training_threads(plan) as workers:
-            objective, steps = self._objective(X, net, plan, workers), None
-            if plan.n_shards > 1:  # the shards' threads take the steps of an epoch together
-                steps = functools.partial(objective.steps_in_lockstep,
-                                          [self._optimizer() for _ in range(plan.n_shards)])
+            # two shards: their threads take the steps of an epoch together
+            steps = FusedObjective.steps_in_lockstep if plan.n_shards > 1 else steps_in_turn
             return train_minibatch(
-                objective, [theta], X, Y, weights, self._optimizer(), config, state, rng,
-                rows=rows, validate=validate, hooks=hooks, verbose=self.verbose, steps=steps,
+                self._objective(X, net, plan, workers), [theta], X, Y, weights,
+                self._optimizer(), config, state, rng, rows=rows, validate=validate,
+                hooks=hooks, verbose=self.verbose, steps=steps,
             )
 
     def _optimizer(self):

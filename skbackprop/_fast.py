@@ -36,7 +36,7 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import OpenBLASController, ThreadpoolController
 
-from ._losses import LOSSES
+from ._losses import LOSSES, total_weight
 from ._losses import softmax as reference_softmax
 from ._optimizers import state_slice, whole_state
 
@@ -275,7 +275,11 @@ class Workers:
         for thread in self.threads:
             thread.start()
 
-    def map(self, function, items):
+    def map(self, function, items, on_failure=None):
+        """``[function(item) for item in items]``, spread over the threads.
+        ``on_failure()``, if given, is called as soon as any job fails (or is
+        interrupted), so that jobs waiting for each other can stop (see
+        :meth:`lockstep`)."""
         items = list(items)
         if not self.threads or len(items) == 1 or os.getpid() != self.pid:
             return [function(item) for item in items]
@@ -288,10 +292,16 @@ class Workers:
         with _ctrl_c_held() as self.held_ctrl_c:
             try:
                 for j in helped:
-                    self.inboxes[j - 1].put((self.maps, function, items[j::n], settings))
+                    job = (self.maps, function, items[j::n], settings, on_failure)
+                    self.inboxes[j - 1].put(job)
                 results[::n] = [function(item) for item in items[::n]]
+            except BaseException:
+                if on_failure is not None:
+                    on_failure()
+                raise
             finally:  # no job outlives the call: they write into shared arrays
-                self._gather(helped, results, failures)
+                self.held_ctrl_c = ()
+                self._gather(helped, results, failures, on_failure)
         if failures:  # raised only if the caller's own jobs did not raise
             raise min(failures, key=lambda failure: failure[0])[1]
         return results
@@ -321,9 +331,11 @@ class Workers:
             held_ctrl_c = self.held_ctrl_c if k == 0 else ()  # the caller's, during the map
             return _run_in_lockstep(jobs[k], meetings, held_ctrl_c)
 
-        return self.map(run, range(len(jobs)))
+        # whatever fails, wherever (even before a job starts), frees the
+        # jobs that wait for it at a meeting
+        return self.map(run, range(len(jobs)), on_failure=meetings.barrier.abort)
 
-    def _gather(self, helped, results, failures):
+    def _gather(self, helped, results, failures, on_failure):
         """The helpers' answers to this map, into ``results`` and ``failures``.
         A Ctrl-C is held back during a map of the main thread (see
         :func:`_ctrl_c_held`); when it cannot be (another SIGINT handler is
@@ -346,6 +358,8 @@ class Workers:
             while any((self.running[j - 1] == self.maps or not self.inboxes[j - 1].empty())
                       and self.threads[j - 1].is_alive() for j in waiting):
                 try:
+                    if on_failure is not None:
+                        on_failure()  # a helper may wait for the caller's job
                     time.sleep(0.001)
                 except KeyboardInterrupt:
                     pass
@@ -384,7 +398,8 @@ def _run_in_lockstep(job, meetings, held_ctrl_c):
     meeting and none has gone past it. Whatever a job records, it records
     before it waits, under the number of that meeting: a job that has left a
     meeting may record the next one's before a slower job has read this
-    one's."""
+    one's. A job that fails, wherever it fails, breaks the barrier through
+    ``map``'s ``on_failure``, which frees the others."""
     count, result, ended = 0, None, False
     try:
         while not ended:
@@ -396,17 +411,15 @@ def _run_in_lockstep(job, meetings, held_ctrl_c):
             count += 1
             if held_ctrl_c and meetings.stop_at is None:
                 meetings.stop_at = count
-            meetings.barrier.wait()
+            try:
+                meetings.barrier.wait()
+            except threading.BrokenBarrierError:
+                return None  # another job failed: its exception goes up
             if 0 < meetings.ended_at.count(count) < meetings.barrier.parties:
                 raise RuntimeError(_UNEQUAL)
             if meetings.stop_at == count:
                 return None
         return result
-    except threading.BrokenBarrierError:
-        return None  # another job failed: its exception goes up
-    except BaseException:
-        meetings.barrier.abort()  # the other jobs stop at their next meeting point
-        raise
     finally:
         job.close()
 
@@ -465,7 +478,7 @@ def _help(workers, j):
     went unanswered would keep the map waiting for good."""
     inbox, n = workers.inboxes[j - 1], workers.n_threads
     while (job := inbox.get()) is not None:
-        number, function, items, settings = job
+        number, function, items, settings, on_failure = job
         workers.running[j - 1] = number
         results, failure, k = None, None, 0
         try:
@@ -475,8 +488,12 @@ def _help(workers, j):
                     results[k] = function(item)
         except BaseException as error:  # noqa: BLE001 -- the caller raises it
             failure = (j + k * n, error)
-        workers.answers.put((number, j, results, failure))
-        workers.running[j - 1] = None
+        try:
+            if failure is not None and on_failure is not None:
+                on_failure()  # the caller's job may be waiting for this one's
+        finally:
+            workers.answers.put((number, j, results, failure))
+            workers.running[j - 1] = None
 
 
 def _even_parts(n, k):
@@ -484,10 +501,6 @@ def _even_parts(n, k):
     sizes differing by at most one."""
     bounds = [n * i // k for i in range(k + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
-
-
-def _total_weight(X, sample_weight):
-    return X.shape[0] if sample_weight is None else float(sample_weight.sum())
 
 
 def flat_layout(layer_sizes):
@@ -770,8 +783,8 @@ class FusedObjective:
     vector ``theta``. The returned gradient is a buffer that the next call
     overwrites: use it before calling again.
 
-    With ``n_shards=2`` (1 or 2) a batch is cut into two halves of rows, each
-    with its own gradient, computed at once when ``workers`` has two
+    ``n_shards`` is 1 or 2. With 2, a batch is cut into two halves of rows,
+    each with its own gradient, computed at once when ``workers`` has two
     threads; then the two gradients are summed and the penalty added, each
     thread taking half of the vector. :meth:`steps_in_lockstep` takes a
     whole epoch of minibatch steps that way. The arithmetic depends on
@@ -801,7 +814,7 @@ class FusedObjective:
     def __call__(self, params, X, Y, sample_weight):
         (theta,) = params
         coefs, intercepts = self._views(theta)
-        S = _total_weight(X, sample_weight)
+        S = total_weight(X, sample_weight)
         if len(self.shards) == 1:  # the usual minibatch: no threads to coordinate
             total = self._shard(self.shards[0], X, Y, sample_weight, S, coefs, intercepts)
             squared_norm = self._finish(self.parts[0], theta, 1, S)
@@ -809,22 +822,23 @@ class FusedObjective:
             total, squared_norm = self._sharded(theta, X, Y, sample_weight, S, coefs, intercepts)
         return self._loss(total, squared_norm, S), [self.gradient]
 
-    def steps_in_lockstep(self, optimizers, params, batches, state, learning_rate):
+    def steps_in_lockstep(self, params, batches, optimizer, state, learning_rate):
         """A minibatch step on each of ``batches`` (``(X, Y, sample_weight)``
         triples), in place: each takes this objective's gradient, then the
-        update of an optimizer's in-place ``apply``, with the same numbers as
-        calling the two in turn for each batch. Returns the minibatches'
-        losses (each before its step) and the optimizer's state.
+        update of ``optimizer``'s in-place ``apply``, with the numbers of
+        ``_training.steps_in_turn``, which calls the two in turn for each
+        batch. Returns the minibatches' losses (each before its step) and the
+        optimizer's state.
 
-        Each shard has its own thread and its own of ``optimizers`` (one
-        instance of the rule per shard), and that thread runs through all the
-        batches: its shard of a batch; then, once every shard's gradient is
-        ready, the sum, the penalty and the update of its part of the
-        vector; then, once the whole vector is updated, the next batch. The
-        threads meet twice a step, where calling the objective and then the
-        optimizer hands them work three times, and a meeting costs only the
-        wait for the other thread (a C2 fit 6.5% faster,
-        ``docs/performance.rst``).
+        Each shard has its own thread, which runs through all the batches:
+        its shard of a batch; then, once every shard's gradient is ready, the
+        sum, the penalty and the update of its part of the vector (the
+        optimizers' ``apply`` keeps nothing between calls, so two threads may
+        call it at once on parts of the vector); then, once the whole vector
+        is updated, the next batch. The threads meet twice a step, where
+        calling the objective and then the optimizer hands them work three
+        times, and a meeting costs only the wait for the other thread (a C2
+        fit 6.5% faster, ``docs/performance.rst``).
         """
         (theta,) = params
         coefs, intercepts = self._views(theta)
@@ -836,21 +850,23 @@ class FusedObjective:
             a, b = self.parts[k]
             part_state = state_slice(state, a, b)
             for i, (X, Y, w) in enumerate(batches):
-                S, n_used = _total_weight(X, w), min(n, X.shape[0])
+                S, n_used = total_weight(X, w), min(n, X.shape[0])
                 if k < n_used:
                     totals[i][k] = self._shard_of(k, n_used, X, Y, w, S, coefs, intercepts)
                 yield  # every shard's gradient is ready
-                into = k if k < n_used else 0  # the part's gradient: in this shard's buffer
+                # the part's gradient goes into this shard's buffer (the first
+                # shard's, if this one had no rows)
+                into = k if k < n_used else 0
                 norms[i][k] = self._finish(self.parts[k], theta, n_used, S, into)
                 gradient = self.shards[into].gradient[a:b]
-                part_state = optimizers[k].apply([theta[a:b]], [gradient], part_state,
-                                                  learning_rate)
+                part_state = optimizer.apply([theta[a:b]], [gradient], part_state,
+                                             learning_rate)
                 yield  # theta is updated
             return part_state
 
         new_state = self.workers.lockstep([steps(k) for k in range(n)])[0]
         # summed in the order of the shards and parts, as __call__ sums them
-        losses = [self._loss(sum(total[: min(n, X.shape[0])]), sum(norm), _total_weight(X, w))
+        losses = [self._loss(sum(total[: min(n, X.shape[0])]), sum(norm), total_weight(X, w))
                   for total, norm, (X, _, w) in zip(totals, norms, batches)]
         return losses, whole_state(state, new_state)
 
@@ -894,10 +910,11 @@ class FusedObjective:
         gradient of the penalty ``alpha/(2S) ||W||^2``, on ``part`` of the
         vector; return the part's share of ``||W||^2``.
 
-        Either shard may take the sum, with the same numbers: a thread
-        finishes its part of the vector in its own shard's buffer, which its
-        caches hold already (C2: a fit 1.5 to 3.4% faster than with both
-        sums in the first shard's buffer, ``docs/performance.rst``)."""
+        Either shard may take the sum, with the same numbers. ``__call__``
+        returns one gradient vector, and sums both parts into the first
+        shard's; :meth:`steps_in_lockstep` lets each thread finish its part
+        in its own shard's buffer, which its caches hold already (a C2 fit
+        1.5 to 3.4% faster, ``docs/performance.rst``)."""
         a, b = part
         gradient = self.shards[into].gradient[a:b]
         if n_used == 2:

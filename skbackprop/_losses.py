@@ -17,6 +17,12 @@ import numpy as np
 from ._activations import logistic
 
 
+def total_weight(X, sample_weight):
+    """``S``, the denominator of a batch's mean loss: its number of rows, or
+    its total sample weight."""
+    return X.shape[0] if sample_weight is None else float(sample_weight.sum())
+
+
 def _row_max_and_shifted(Z):
     """Each row's maximum, and ``Z`` minus it: every value at most 0, so that
     no ``exp`` overflows.

@@ -12,6 +12,8 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import minimize
 
+from ._losses import total_weight
+
 #: 'adaptive' divides the learning rate by 5 each time training stalls ...
 ADAPTIVE_DIVISOR = 5.0
 #: ... until it falls to this value; the next stall ends training.
@@ -140,40 +142,6 @@ def _slices(X, Y, sample_weight, n_samples, batch_size):
     ]
 
 
-def run_epoch(objective, params, batches, optimizer=None, state=None, learning_rate=None,
-              batch_losses=None, steps=None):
-    """One pass of minibatch steps; returns the epoch's loss and the optimizer state.
-
-    The epoch's loss is the mean of the minibatch losses, each weighted by
-    its batch's total sample weight (its size, without sample weights). A
-    batch whose weights are all zero holds no information and is skipped.
-    Without an optimizer, the pass only evaluates the loss. Each minibatch's
-    loss, measured before its step, is appended to the list ``batch_losses``
-    if one is given.
-
-    ``steps(params, batches, state, learning_rate) -> (losses, state)``, if
-    given, takes the steps instead of :func:`steps_in_turn`, with the same
-    numbers (the estimator's two-shard objective runs its threads through the
-    whole epoch together).
-    """
-    batches = [batch for batch in batches if _batch_weight(*batch) != 0]
-    if optimizer is None:
-        losses = [objective(params, X, Y, w)[0] for X, Y, w in batches]
-    elif steps is None:
-        losses, state = steps_in_turn(objective, params, batches, optimizer, state,
-                                      learning_rate)
-    else:
-        losses, state = steps(params, batches, state, learning_rate)
-    if batch_losses is not None:
-        batch_losses.extend(losses)
-    total_loss = total_weight = 0.0
-    for loss, batch in zip(losses, batches):
-        weight = _batch_weight(*batch)
-        total_loss += loss * weight
-        total_weight += weight
-    return total_loss / total_weight, state
-
-
 def steps_in_turn(objective, params, batches, optimizer, state, learning_rate):
     """A step on each of ``batches``: the objective's gradient, then the
     optimizer's update (in place). Returns the minibatch losses (each before
@@ -186,8 +154,36 @@ def steps_in_turn(objective, params, batches, optimizer, state, learning_rate):
     return losses, state
 
 
-def _batch_weight(X, Y, sample_weight):
-    return X.shape[0] if sample_weight is None else float(sample_weight.sum())
+def run_epoch(objective, params, batches, optimizer=None, state=None, learning_rate=None,
+              batch_losses=None, steps=steps_in_turn):
+    """One pass of minibatch steps; returns the epoch's loss and the optimizer state.
+
+    The epoch's loss is the mean of the minibatch losses, each weighted by
+    its batch's total sample weight (its size, without sample weights). A
+    batch whose weights are all zero holds no information and is skipped.
+    Without an optimizer, the pass only evaluates the loss. Each minibatch's
+    loss, measured before its step, is appended to the list ``batch_losses``
+    if one is given.
+
+    ``steps`` takes the steps, with the signature and the numbers of
+    :func:`steps_in_turn` (the estimator's two-shard objective gives
+    ``FusedObjective.steps_in_lockstep``, whose two threads run through the
+    whole epoch together).
+    """
+    batches = [(X, Y, w) for X, Y, w in batches if total_weight(X, w) != 0]
+    if optimizer is None:
+        losses = [objective(params, X, Y, w)[0] for X, Y, w in batches]
+    else:
+        losses, state = steps(objective, params, batches, optimizer, state, learning_rate)
+    assert len(losses) == len(batches)
+    if batch_losses is not None:
+        batch_losses.extend(losses)
+    loss_sum = weight_sum = 0.0
+    for loss, (X, _, w) in zip(losses, batches):
+        weight = total_weight(X, w)
+        loss_sum += loss * weight
+        weight_sum += weight
+    return loss_sum / weight_sum, state
 
 
 # --------------------------------------------------- schedules and stopping
@@ -351,7 +347,7 @@ class _Progress:
 
 def train_minibatch(
     objective, params, X, Y, sample_weight, optimizer, config, state, rng,
-    *, rows=None, validate=None, hooks=None, verbose=False, steps=None,
+    *, rows=None, validate=None, hooks=None, verbose=False, steps=steps_in_turn,
 ):
     """Run up to ``config.max_iter`` epochs of minibatch descent on ``params``, in place.
 
@@ -379,9 +375,8 @@ def train_minibatch(
         every epoch; a true ``stop`` ends training after that epoch.
     verbose : bool
         Print the loss (and validation score) of each epoch.
-    steps : callable or None
-        Takes each epoch's steps, in place of :func:`steps_in_turn` (see
-        :func:`run_epoch`).
+    steps : callable
+        Takes each epoch's steps (see :func:`run_epoch`).
 
     Returns
     -------

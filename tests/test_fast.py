@@ -285,6 +285,7 @@ def ctrl_c_after(seconds):
         with pytest.raises(KeyboardInterrupt):
             yield
     finally:
+        timer.cancel()  # a block that ended first must not be interrupted after it
         timer.join()
 
 
@@ -455,27 +456,21 @@ def test_steps_in_lockstep_are_the_steps_in_turn(make_optimizer, n_threads, weig
     from skbackprop._fast import Workers
     from skbackprop._training import steps_in_turn
 
-    batches, layer_sizes, theta = lockstep_batches(dtype, weighted)
+    batches, layer_sizes, start = lockstep_batches(dtype, weighted)
     results = []
     with Workers(n_threads) as workers:
-        for lockstep in (False, True):
+        for steps in (steps_in_turn, FusedObjective.steps_in_lockstep):
             fused = FusedObjective(layer_sizes, "relu", "softmax", 0.3, dtype, block_rows=8,
                                    n_shards=2, workers=workers)
-            params, optimizer = [theta.copy()], make_optimizer()
+            params, optimizer = [start.copy()], make_optimizer()
             state = optimizer.init(params)
             for learning_rate in (0.1, 0.05):  # two epochs: the state carries over
-                if lockstep:
-                    losses, state = fused.steps_in_lockstep(
-                        [make_optimizer(), make_optimizer()], params, batches, state,
-                        learning_rate)
-                else:
-                    losses, state = steps_in_turn(fused, params, batches, optimizer, state,
-                                                  learning_rate)
+                losses, state = steps(fused, params, batches, optimizer, state, learning_rate)
             results.append((losses, params[0], state))
     (turn_losses, turn_theta, turn_state), (losses, theta, state) = results
     assert losses == turn_losses and len(losses) == len(batches)
     np.testing.assert_array_equal(theta, turn_theta)
-    assert not np.array_equal(theta, lockstep_batches(dtype, weighted)[2])  # it moved
+    assert not np.array_equal(theta, start)  # it moved
     assert type(state) is type(turn_state)
     for field, turn_field in zip(state, turn_state):  # whole arrays, counters advanced
         if isinstance(field, tuple):
@@ -492,38 +487,93 @@ def test_a_fit_in_two_shards_steps_in_lockstep(monkeypatch, wide_data):
     calls = []
     real = _fast.FusedObjective.steps_in_lockstep
 
-    def steps_in_lockstep(self, *args):
-        calls.append(len(args[2]))  # the batches
-        return real(self, *args)
+    def steps_in_lockstep(self, params, batches, *args):
+        calls.append(len(batches))
+        return real(self, params, batches, *args)
 
     monkeypatch.setattr(_fast.FusedObjective, "steps_in_lockstep", steps_in_lockstep)
     fit_with_threads(monkeypatch, 2, {**WIDE, "solver": "adam"}, *wide_data)
     assert calls == [3] * WIDE["max_iter"]  # 2500 rows in batches of 1000, every epoch
 
 
-def _phases(log, k, n_meetings):
-    """A lockstep job: it logs each stretch between two meetings, the
-    helper's slowly, so that a job that did not wait would log too soon."""
+def _phases(log, k, n_meetings, interrupt_at=None):
+    """A lockstep job: it logs each stretch between two meetings, with the
+    thread that ran it, the helper's slowly, so that a job that did not wait
+    would log too soon. The caller's job sends the main thread a Ctrl-C
+    after stretch ``interrupt_at``."""
+    import signal
+    import threading
     import time
 
     for phase in range(n_meetings):
         if k == 1:
             time.sleep(0.01)
-        log.append((phase, k))
+        log.append((phase, k, threading.current_thread().name))
+        if k == 0 and phase == interrupt_at:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         yield
     return f"job {k} done"
 
 
+def _within(seconds, function):
+    """What ``function()`` raises (None if nothing), run on another thread
+    that must end within ``seconds``: a test of code that hangs fails
+    instead of hanging the suite. (Open the ``Workers`` inside ``function``:
+    closing them waits for their threads.)"""
+    import threading
+
+    raised = []
+
+    def call():
+        try:
+            function()
+        except BaseException as error:  # noqa: BLE001 -- the test looks at it
+            raised.append(error)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "hung"
+    return raised[0] if raised else None
+
+
+def _fresh_lockstep(n_threads, jobs):
+    """``_within`` 10 s, ``Workers(n_threads).lockstep(list(jobs()))``; what
+    it raised, after checking that the workers still serve a lockstep."""
+    from skbackprop._fast import Workers
+
+    raised = []
+
+    def run():
+        with Workers(n_threads) as workers:
+            try:
+                workers.lockstep(list(jobs()))
+            except BaseException as error:  # noqa: BLE001 -- the test looks at it
+                raised.append(error)
+            assert workers.lockstep([_phases([], k, 2) for k in range(2)]) == [
+                "job 0 done", "job 1 done"]  # usable after a failure
+
+    assert _within(10, run) is None
+    return raised[0] if raised else None
+
+
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_lockstep_jobs_meet_at_every_yield(n_threads):
+    import threading
+
     from skbackprop._fast import Workers
 
     log = []
     with Workers(n_threads) as workers:
         results = workers.lockstep([_phases(log, k, 5) for k in range(2)])
+        first_helper = workers.threads[0].name if workers.threads else None
     assert results == ["job 0 done", "job 1 done"]
-    assert sorted(log) == [(phase, k) for phase in range(5) for k in range(2)]
-    assert [phase for phase, _ in log] == sorted(phase for phase, _ in log)
+    assert sorted((phase, k) for phase, k, _ in log) == [
+        (phase, k) for phase in range(5) for k in range(2)]
+    assert [phase for phase, _, _ in log] == sorted(phase for phase, _, _ in log)
+    by_job = [{name for _, j, name in log if j == k} for k in range(2)]
+    assert by_job[0] == {threading.current_thread().name}  # the caller's job
+    assert by_job[1] == (by_job[0] if n_threads == 1 else {first_helper})
 
 
 def test_lockstep_runs_in_turn_in_a_forked_child(monkeypatch):
@@ -531,51 +581,81 @@ def test_lockstep_runs_in_turn_in_a_forked_child(monkeypatch):
 
     from skbackprop._fast import Workers
 
+    log = []
     with Workers(2) as workers:
         monkeypatch.setattr(workers, "pid", -1)  # as if this process were a forked child
-        names = []
-
-        def job(k):
-            names.append(threading.current_thread().name)
-            yield
-            return k
-
-        assert workers.lockstep([job(0), job(1)]) == [0, 1]
-    assert set(names) == {threading.current_thread().name}
+        assert workers.lockstep([_phases(log, k, 3) for k in range(2)]) == [
+            "job 0 done", "job 1 done"]
+    assert {name for _, _, name in log} == {threading.current_thread().name}
+    assert [(phase, k) for phase, k, _ in log] == [
+        (phase, k) for phase in range(3) for k in range(2)]
 
 
-def _fails_at(k, failing, meeting):
-    yield
-    if k == failing:
-        raise ValueError(f"job {k} failed")
-    for _ in range(meeting):
+def _fails_at(log, k, failing):
+    """A lockstep job of three meetings; job ``failing`` fails after the
+    first."""
+    for phase in range(3):
+        if phase == 1 and k == failing:
+            raise ValueError(f"job {k} failed")
+        log.append((phase, k))
         yield
 
 
 @pytest.mark.parametrize("failing", [0, 1])
 def test_a_failing_lockstep_job_stops_the_others(failing):
-    import time
-
-    from skbackprop._fast import Workers
-
-    with Workers(2) as workers:
-        start = time.perf_counter()
-        with pytest.raises(ValueError, match=f"job {failing} failed"):
-            workers.lockstep([_fails_at(k, failing, 3) for k in range(2)])
-        assert time.perf_counter() - start < 5  # nobody waited for a job that had failed
-        assert workers.lockstep([_phases([], k, 2) for k in range(2)]) == [
-            "job 0 done", "job 1 done"]  # usable after a failure
+    log = []
+    error = _fresh_lockstep(2, lambda: [_fails_at(log, k, failing) for k in range(2)])
+    assert isinstance(error, ValueError) and f"job {failing} failed" in str(error)
+    other = 1 - failing  # stopped at its next meeting, never past it
+    assert [phase for phase, k in log if k == other] in ([0], [0, 1])
 
 
+@pytest.mark.parametrize("on_helper", [False, True])
+def test_a_lockstep_job_that_fails_before_it_starts_frees_the_other(monkeypatch, on_helper):
+    """A failure outside the jobs themselves, as the caller's or the
+    helper's job is about to start (where a KeyboardInterrupt from a custom
+    SIGINT handler, or a MemoryError, can come), must not leave the other
+    job waiting at a meeting for ever."""
+    import threading
+
+    from skbackprop import _fast
+
+    real, caller, failed = _fast._run_in_lockstep, [], []
+
+    def failing_first(job, meetings, held_ctrl_c):  # fails once, on one side
+        if (threading.current_thread() is not caller[0]) == on_helper and not failed:
+            failed.append(True)
+            raise MemoryError("before the job")
+        return real(job, meetings, held_ctrl_c)
+
+    def jobs():
+        caller.append(threading.current_thread())  # the thread _fresh_lockstep runs on
+        yield from (_phases([], k, 3) for k in range(2))
+
+    monkeypatch.setattr(_fast, "_run_in_lockstep", failing_first)
+    error = _fresh_lockstep(2, jobs)
+    assert isinstance(error, MemoryError) and failed
+
+
+def _raises_broken_barrier(k):
+    import threading
+
+    yield
+    if k == 1:
+        raise threading.BrokenBarrierError("a barrier of the job's own")
+    yield
+
+
+def test_a_lockstep_job_raising_a_broken_barrier_of_its_own_is_a_failure():
+    error = _fresh_lockstep(2, lambda: [_raises_broken_barrier(k) for k in range(2)])
+    assert "of the job's own" in str(error)
+
+
+@pytest.mark.parametrize("counts", [(2, 3), (3, 2), (0, 1)])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_lockstep_jobs_must_yield_equally_often(n_threads):
-    from skbackprop._fast import Workers
-
-    with Workers(n_threads) as workers:
-        with pytest.raises(RuntimeError, match="unequally"):
-            workers.lockstep([_phases([], 0, 2), _phases([], 1, 3)])
-        with pytest.raises(RuntimeError, match="unequally"):
-            workers.lockstep([_phases([], 0, 3), _phases([], 1, 2)])
+def test_lockstep_jobs_must_yield_equally_often(n_threads, counts):
+    error = _fresh_lockstep(n_threads, lambda: [_phases([], k, counts[k]) for k in range(2)])
+    assert isinstance(error, RuntimeError) and "unequally" in str(error)
 
 
 def test_a_ctrl_c_stops_lockstep_jobs_at_the_same_meeting():
@@ -585,11 +665,12 @@ def test_a_ctrl_c_stops_lockstep_jobs_at_the_same_meeting():
     from skbackprop._fast import Workers
 
     log = []
-    with Workers(2) as workers, ctrl_c_after(0.1):
-        workers.lockstep([_phases(log, k, 1000) for k in range(2)])  # 10 s
-    by_job = [[phase for phase, j in log if j == k] for k in range(2)]
-    assert by_job[0] == by_job[1] == list(range(len(by_job[0])))
-    assert 1 <= len(by_job[0]) < 100
+    with Workers(2) as workers:
+        with pytest.raises(KeyboardInterrupt):
+            workers.lockstep([_phases(log, k, 1000, interrupt_at=3) for k in range(2)])
+        assert workers.lockstep([_phases([], k, 2) for k in range(2)]) == [
+            "job 0 done", "job 1 done"]  # usable after it
+    assert [[phase for phase, j, _ in log if j == k] for k in range(2)] == [[0, 1, 2, 3]] * 2
 
 
 # ---------------------------------------------------- training on two threads
@@ -647,7 +728,16 @@ def test_shards_train_as_one_batch_would(monkeypatch, wide_data, solver):
         assert_allclose(b, a, rtol=1e-8, atol=1e-12)
 
 
-def test_an_interrupt_while_two_threads_train_keeps_the_best_epoch(monkeypatch, wide_data):
+@pytest.mark.parametrize("how", ["raised", "signal"])
+def test_an_interrupt_while_two_threads_train_keeps_the_best_epoch(monkeypatch, wide_data,
+                                                                   how):
+    """A KeyboardInterrupt raised in the caller's shard, or a real Ctrl-C
+    (SIGINT) sent from the helper's, in the middle of a lockstep epoch: the
+    fit ends within that epoch, interrupted, with the weights of the best
+    finished epoch."""
+    import signal
+    import threading
+
     from skbackprop import BackpropMLPClassifier
     from skbackprop import _fast
 
@@ -656,10 +746,12 @@ def test_an_interrupt_while_two_threads_train_keeps_the_best_epoch(monkeypatch, 
     real_block, calls = _fast.FusedObjective._block, {"n": 0}
 
     def block(self, shard, *args):
-        if shard is self.shards[0]:  # the calling thread's shard, while the worker runs
+        if shard is self.shards[0 if how == "raised" else 1]:
             calls["n"] += 1
             if calls["n"] == 3 * 5 + 2:  # 3 steps per epoch: in epoch 6
-                raise KeyboardInterrupt
+                if how == "raised":
+                    raise KeyboardInterrupt
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         return real_block(self, shard, *args)
 
     monkeypatch.setattr(_fast, "_blas_thread_limit", lambda: 2)
@@ -667,7 +759,7 @@ def test_an_interrupt_while_two_threads_train_keeps_the_best_epoch(monkeypatch, 
     with pytest.warns(UserWarning, match="interrupted"):
         clf = BackpropMLPClassifier(**params).fit(X, y)
     monkeypatch.setattr(_fast.FusedObjective, "_block", real_block)
-    assert clf.n_iter_ == 5
+    assert clf.n_iter_ == 5 and calls["n"] == 3 * 5 + 2  # no shard after step 2 of epoch 6
     best_epoch = int(np.argmin(clf.loss_curve_)) + 1
     reference = fit_with_threads(monkeypatch, 2, {**params, "max_iter": best_epoch}, X, y)
     for a, b in zip(clf.coefs_ + clf.intercepts_, reference.coefs_ + reference.intercepts_):

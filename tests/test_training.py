@@ -175,7 +175,7 @@ def test_an_epoch_given_its_steps_skips_empty_batches_and_weighs_the_losses():
     next_epoch = minibatch_source(X, Y, w, None, 4, False, np.random.RandomState(0))
     taken = []
 
-    def steps(params, batches, state, learning_rate):
+    def steps(objective, params, batches, optimizer, state, learning_rate):
         taken.extend(len(Y) for _, Y, _ in batches)
         return [10.0, 20.0], "new state"
 
