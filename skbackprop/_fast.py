@@ -279,7 +279,7 @@ class Workers:
         """``[function(item) for item in items]``, spread over the threads.
         ``on_failure()``, if given, is called as soon as any job fails (or is
         interrupted), so that jobs waiting for each other can stop (see
-        :meth:`lockstep`)."""
+        :meth:`lockstep`); it must be safe to call more than once."""
         items = list(items)
         if not self.threads or len(items) == 1 or os.getpid() != self.pid:
             return [function(item) for item in items]
@@ -290,18 +290,19 @@ class Workers:
         # a Ctrl-C goes up after the map, never in its middle; the caller's
         # jobs may look at self.held_ctrl_c to end sooner (see lockstep)
         with _ctrl_c_held() as self.held_ctrl_c:
+            handed, done = [], False  # the helpers given a job; the caller's jobs ran
             try:
                 for j in helped:
-                    job = (self.maps, function, items[j::n], settings, on_failure)
-                    self.inboxes[j - 1].put(job)
+                    self.inboxes[j - 1].put((self.maps, function, items[j::n], settings,
+                                             on_failure))
+                    handed.append(j)
                 results[::n] = [function(item) for item in items[::n]]
-            except BaseException:
-                if on_failure is not None:
-                    on_failure()
-                raise
+                done = True
             finally:  # no job outlives the call: they write into shared arrays
-                self.held_ctrl_c = ()
-                self._gather(helped, results, failures, on_failure)
+                try:
+                    self._gather(handed, results, failures, on_failure, caller_failed=not done)
+                finally:
+                    self.held_ctrl_c = ()
         if failures:  # raised only if the caller's own jobs did not raise
             raise min(failures, key=lambda failure: failure[0])[1]
         return results
@@ -335,14 +336,19 @@ class Workers:
         # jobs that wait for it at a meeting
         return self.map(run, range(len(jobs)), on_failure=meetings.barrier.abort)
 
-    def _gather(self, helped, results, failures, on_failure):
-        """The helpers' answers to this map, into ``results`` and ``failures``.
-        A Ctrl-C is held back during a map of the main thread (see
-        :func:`_ctrl_c_held`); when it cannot be (another SIGINT handler is
-        set), a Ctrl-C while waiting goes up once no helper seems to have
-        work of this map left, and the answer of an interrupted map is
-        dropped by the next, which knows it by its number."""
-        n, waiting = self.n_threads, set(helped)
+    def _gather(self, handed, results, failures, on_failure, caller_failed):
+        """The answers of the helpers ``handed`` a job of this map, into
+        ``results`` and ``failures``. A Ctrl-C is held back during a map of
+        the main thread (see :func:`_ctrl_c_held`); when it cannot be
+        (another SIGINT handler is set), a Ctrl-C while waiting goes up once
+        no helper seems to have work of this map left, and the answer of an
+        interrupted map is dropped by the next, which knows it by its
+        number. ``on_failure`` is called first if the caller's own jobs
+        failed, and while waiting after a Ctrl-C: the helpers' jobs may be
+        waiting for the caller's."""
+        if caller_failed and on_failure is not None:
+            on_failure()
+        n, waiting = self.n_threads, set(handed)
         try:
             while waiting:
                 number, j, answers, failure = self.answers.get()
@@ -355,11 +361,14 @@ class Workers:
                     failures.append(failure)
         except KeyboardInterrupt:
             # Polling state, not taking answers: an interrupt cannot lose one.
-            while any((self.running[j - 1] == self.maps or not self.inboxes[j - 1].empty())
-                      and self.threads[j - 1].is_alive() for j in waiting):
+            while True:
                 try:
+                    if not any((self.running[j - 1] == self.maps
+                                or not self.inboxes[j - 1].empty())
+                               and self.threads[j - 1].is_alive() for j in waiting):
+                        break
                     if on_failure is not None:
-                        on_failure()  # a helper may wait for the caller's job
+                        on_failure()
                     time.sleep(0.001)
                 except KeyboardInterrupt:
                     pass

@@ -1,11 +1,33 @@
 """Fixtures shared by several test modules."""
 
+import faulthandler
+import os
+
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from helpers import blas_limits_now
+
+
+#: A test that runs longer than this hangs: the run then stops, printing
+#: every thread's traceback, instead of waiting for ever (code that makes
+#: threads wait for each other can hang when broken; no test takes a minute).
+HANG_SECONDS = 300
+_stderr = None  # the terminal's stderr, which pytest's output capture leaves alone
+
+
+def pytest_configure(config):
+    global _stderr
+    _stderr = os.fdopen(os.dup(2), "w")
+
+
+@pytest.fixture(autouse=True)
+def _no_test_hangs():
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=_stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="module")
