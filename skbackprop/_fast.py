@@ -852,14 +852,15 @@ class FusedObjective:
         (theta,) = params
         coefs, intercepts = self._views(theta)
         n = len(self.shards)
+        # of each batch: its total weight S, and how many shards its rows fill
+        sizes = [(total_weight(X, w), min(n, X.shape[0])) for X, _, w in batches]
         totals = [[0.0] * n for _ in batches]  # of each batch: its shards' sums of losses
         norms = [[0.0] * n for _ in batches]  # of each batch: ||W||^2 by part of theta
 
         def steps(k):  # the steps of shard k (a generator: each yield is a meeting)
             a, b = self.parts[k]
             part_state = state_slice(state, a, b)
-            for i, (X, Y, w) in enumerate(batches):
-                S, n_used = total_weight(X, w), min(n, X.shape[0])
+            for i, ((X, Y, w), (S, n_used)) in enumerate(zip(batches, sizes)):
                 if k < n_used:
                     totals[i][k] = self._shard_of(k, n_used, X, Y, w, S, coefs, intercepts)
                 yield  # every shard's gradient is ready
@@ -875,8 +876,8 @@ class FusedObjective:
 
         new_state = self.workers.lockstep([steps(k) for k in range(n)])[0]
         # summed in the order of the shards and parts, as __call__ sums them
-        losses = [self._loss(sum(total[: min(n, X.shape[0])]), sum(norm), total_weight(X, w))
-                  for total, norm, (X, _, w) in zip(totals, norms, batches)]
+        losses = [self._loss(sum(total[:n_used]), sum(norm), S)
+                  for total, norm, (S, n_used) in zip(totals, norms, sizes)]
         return losses, whole_state(state, new_state)
 
     def _views(self, theta):
