@@ -807,7 +807,7 @@ class FusedObjective:
         self.activate = IN_PLACE_ACTIVATIONS[activation]
         self.times_derivative = IN_PLACE_DERIVATIVES[activation]
         self.loss_and_delta = OUTPUT_LOSS_AND_DELTA[output]
-        self.alpha = alpha
+        self.alpha = float(alpha)  # a Python float: see _optimizers._python_float
         self.dtype = np.dtype(dtype)
         self.block_rows = BLOCK_ROWS if block_rows is None else block_rows
         self.workers = Workers(1) if workers is None else workers

@@ -26,6 +26,22 @@ def problem(output, n_outputs, activation, dtype, seed=0, n_samples=37, sizes=(6
     return X, Y.astype(dtype), layer_sizes, coefs, intercepts
 
 
+def test_a_numpy_alpha_keeps_the_float32_penalty_in_float32():
+    """``float32 array * numpy.float64`` is computed in float64 (and 8x
+    slower): an ``alpha`` from NumPy (as a grid search's ``np.logspace``
+    gives) makes the same float32 numbers as a Python float."""
+    X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "relu", np.float32,
+                                                   sizes=(6, 50))
+    theta = flatten(coefs, intercepts, np.float32)
+    gradients = []
+    for alpha in (0.3, np.float64(0.3)):
+        _, (gradient,) = FusedObjective(layer_sizes, "relu", "softmax", alpha, np.float32)(
+            [theta], X, Y, None)
+        gradients.append(gradient.copy())
+    assert gradients[1].dtype == np.float32
+    np.testing.assert_array_equal(gradients[0], gradients[1])
+
+
 def test_flat_layout_puts_all_weights_first():
     coef_slots, intercept_slots, n = flat_layout([3, 4, 2])
     assert coef_slots == [(0, 12, (3, 4)), (12, 20, (4, 2))]

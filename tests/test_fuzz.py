@@ -821,13 +821,15 @@ def test_weights_that_overflow_are_a_value_error(dtype, solver, class_weight, sa
         assert not hasattr(clf, "coefs_")
 
 
-@pytest.mark.parametrize("epsilon", [1e-50, 1e-300, 1e39])
+@pytest.mark.parametrize("epsilon", [1e-50, 1e-300, 1e38, 1e39])
 def test_adam_refuses_an_epsilon_that_is_0_or_inf_in_float32(epsilon):
     """Adam adds epsilon in the weights' dtype: one that is 0 in float32
     divided by zero, or (0/0) made a parameter of zero gradient NaN, which
     the divergence guard took for a divergence; one that is inf there would
-    never move a weight (and warned about the cast). It is refused, before
-    any change to the model; float64 takes it."""
+    never move a weight (and warned about the cast). So would 1e38, which
+    is finite in float32 but not once divided by sqrt(1 - beta_2), as Adam's
+    decaying sums add it. It is refused, before any change to the model;
+    float64 takes it."""
     rng = np.random.RandomState(0)
     X = np.c_[rng.randn(20), np.zeros(20)]  # a zero feature: its weights' gradients are 0
     y = (X[:, 0] > 0).astype(int)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from skbackprop._optimizers import AdamState, SGDState, adam, sgd
+from skbackprop._optimizers import AdamState, AdamSums, SGDState, adam, sgd, sums_from_moments
 
 
 def grad_J(x):
@@ -112,7 +112,7 @@ def test_state_types():
     params = [np.zeros(2)]
     assert isinstance(sgd().init(params), SGDState)
     state = adam().init(params)
-    assert isinstance(state, AdamState) and state.step == 0
+    assert isinstance(state, AdamSums) and state.step == 0
     _, state = adam().update([np.ones(2)], state, 0.1)
     assert state.step == 1
 
@@ -141,6 +141,72 @@ def test_in_place_apply_equals_update(optimizer, dtype):
         assert_allclose(p, r, rtol=rtol, atol=rtol)
 
 
-def test_adam_moments_are_separate_arrays():
+def test_adam_sums_are_separate_arrays():
     state = adam().init([np.zeros(3)])
-    assert state.m[0] is not state.v[0]
+    assert state.grad_sum[0] is not state.square_sum[0]
+
+
+def test_adam_keeps_the_moments_divided_by_one_minus_beta():
+    b1, b2 = 0.8, 0.99
+    g1, g2 = np.array([5.0, -1.0]), np.array([3.0, 0.5])
+    _, state = adam(b1, b2).update([g1], adam(b1, b2).init([np.zeros(2)]), 0.1)
+    _, state = adam(b1, b2).update([g2], state, 0.1)
+    m = b1 * (1 - b1) * g1 + (1 - b1) * g2
+    v = b2 * (1 - b2) * g1**2 + (1 - b2) * g2**2
+    assert_allclose(state.grad_sum[0], m / (1 - b1), rtol=1e-14)
+    assert_allclose(state.square_sum[0], v / (1 - b2), rtol=1e-14)
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["update", "apply"])
+def test_adam_goes_on_from_a_state_of_moments_saved_by_0_1_0(in_place):
+    """0.1.0's Adam kept m and v themselves: converted, its state gives the
+    step that classic Adam takes from it (computed here by hand)."""
+    b1, b2, lr, eps = 0.8, 0.99, 0.05, 1e-8
+    x, m, v, t = np.array([2.0, -1.0]), np.array([0.7, -0.2]), np.array([0.3, 0.04]), 3
+    g = 2 * x + 1
+    m_next = b1 * m + (1 - b1) * g
+    v_next = b2 * v + (1 - b2) * g * g
+    expected = x - lr * np.sqrt(1 - b2**(t + 1)) / (1 - b1**(t + 1)) * m_next / (
+        np.sqrt(v_next) + eps)
+    optimizer = adam(beta_1=b1, beta_2=b2, epsilon=eps)
+    state = sums_from_moments(AdamState(step=t, m=(m.copy(),), v=(v.copy(),)), b1, b2)
+    assert isinstance(state, AdamSums) and state.step == t
+    if in_place:
+        params = [x.copy()]
+        state = optimizer.apply(params, [g.copy()], state, lr)
+        got = params[0]
+    else:
+        (update,), state = optimizer.update([g], state, lr)
+        got = x + update
+    assert_allclose(got, expected, rtol=1e-14)
+    assert state.step == t + 1
+
+
+def test_a_numpy_learning_rate_keeps_float32_arithmetic_in_float32():
+    """NumPy computes ``float32 array * numpy.float64`` in float64 (and 8x
+    slower); the optimizers take a NumPy learning rate, as ``np.logspace``
+    gives one, at the parameters' precision: g *= float32(lr), p -= g."""
+    rng = np.random.RandomState(0)
+    p = rng.normal(size=1000).astype(np.float32)
+    g = rng.normal(size=1000).astype(np.float32)
+    expected = p - g * np.float32(0.1)
+    params = [p.copy()]
+    sgd().apply(params, [g.copy()], sgd().init(params), np.float64(0.1))
+    assert params[0].dtype == np.float32
+    np.testing.assert_array_equal(params[0], expected)
+
+
+def test_numpy_hyperparameters_give_adam_the_numbers_of_python_floats():
+    rng = np.random.RandomState(0)
+    p = rng.normal(size=1000).astype(np.float32)
+    results = []
+    for number in (float, np.float64):
+        optimizer = adam(number(0.8), number(0.99), number(1e-3))
+        params = [p.copy()]
+        state = optimizer.init(params)
+        for step in range(3):
+            grads = [np.random.RandomState(step).normal(size=1000).astype(np.float32)]
+            state = optimizer.apply(params, grads, state, number(0.01))
+        results.append(params[0])
+    assert results[1].dtype == np.float32
+    np.testing.assert_array_equal(results[0], results[1])
