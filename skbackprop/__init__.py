@@ -5,6 +5,6 @@ from ._display import LossCurveDisplay
 from ._estimator import BackpropMLPClassifier
 from ._gradient_check import check_gradients
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = ["BackpropMLPClassifier", "LossCurveDisplay", "check_gradients", "__version__"]

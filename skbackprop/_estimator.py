@@ -41,7 +41,7 @@ from ._fast import predict_logits as fast_logits
 from ._fast import softmax as fast_softmax
 from ._losses import OUTPUTS
 from ._network import init_params, loss_from_logits, objective
-from ._optimizers import AdamState, adam, copy_state, sgd, sums_from_moments
+from ._optimizers import adam, copy_state, resume_adam, sgd
 from ._training import (
     MinibatchConfig,
     SolverState,
@@ -696,21 +696,30 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         self._warn_about(result, incremental)
 
     def _check_epsilon(self, dtype):
-        """Adam divides by ``sqrt(V) + epsilon / sqrt(1 - beta_2)`` in the
-        weights' dtype, where a tiny ``epsilon`` (below 1e-45 in float32)
-        rounds to 0, and a huge one (above 3.4e38) is inf."""
+        """Adam adds ``epsilon / sqrt(1 - beta_2)`` to the root of its sum of
+        squares, in the weights' dtype, where a tiny ``epsilon`` (below 1e-45
+        in float32) rounds to 0, and one above 3.4e38 is inf; so is the sum
+        above 3.4e38 (with the default ``beta_2``, an ``epsilon`` above
+        1.08e37)."""
         if self.solver != "adam":
             return
         with np.errstate(over="ignore"):  # an epsilon beyond float32's range is inf there
             in_dtype = dtype.type(self.epsilon)
-            added = dtype.type(self.epsilon / np.sqrt(1 - self.beta_2))
-        if not (0 < in_dtype and added < np.inf):
+            added = self.epsilon / np.sqrt(1 - self.beta_2)  # in float64 (maybe inf)
+            added_in_dtype = dtype.type(added)
+        or_float64 = ", or fit a new model on float64 X" if dtype != np.float64 else ""
+        if not 0 < in_dtype:
             raise ValueError(
-                f"epsilon={self.epsilon} is {float(in_dtype):g} in {dtype}, the dtype of the "
-                "model's weights, where Adam adds it (divided by sqrt(1 - beta_2), "
-                f"{float(added):g}): with 0 it would divide by zero, with inf it would never "
-                "move. Use an epsilon within that dtype's range (the default is 1e-8), or fit "
-                "a new model on float64 X."
+                f"epsilon={self.epsilon} is 0 in {dtype}, the dtype of the model's weights, "
+                "where Adam adds it: it would divide by zero. Use a larger epsilon (the "
+                f"default is 1e-8){or_float64}."
+            )
+        if not added_in_dtype < np.inf:
+            raise ValueError(
+                f"epsilon={self.epsilon} is too large for {dtype}, the dtype of the model's "
+                f"weights: Adam adds epsilon / sqrt(1 - beta_2) ({added:g} with "
+                f"beta_2={self.beta_2}), which is inf there: it would never move a weight. "
+                f"Use a smaller epsilon (the default is 1e-8) or beta_2{or_float64}."
             )
 
     def _layer_sizes(self, n_features, n_outputs):
@@ -881,9 +890,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             # saved before a stream kept its starting rate: such streams went
             # on from the current learning_rate_init
             previous_state = previous_state._replace(learning_rate_init=self.learning_rate_init)
-        if previous_state is not None and isinstance(previous_state.optimizer_state, AdamState):
-            # saved by 0.1.0, whose Adam kept its moments, not their sums
-            previous_state = previous_state._replace(optimizer_state=sums_from_moments(
+        if previous_state is not None:
+            # Adam goes on from the moments it saved, whatever betas (or, in a
+            # model saved by 0.1.0, whatever form) they were saved with
+            previous_state = previous_state._replace(optimizer_state=resume_adam(
                 previous_state.optimizer_state, self.beta_1, self.beta_2))
         fresh_optimizer_state = optimizer.init(params)
         watches_score = self.early_stopping and not incremental  # partial_fit never validates

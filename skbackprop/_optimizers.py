@@ -78,39 +78,57 @@ class SGDState(NamedTuple):
 
 
 class AdamSums(NamedTuple):
-    """State of :func:`adam`: the step count, and the decaying sums of the
+    """State of :func:`adam`: the step count, the decaying sums of the
     gradients and of their squares (Adam's two moment estimates divided by
-    ``1 - beta_1`` and ``1 - beta_2``)."""
+    ``1 - beta_1`` and ``1 - beta_2``), and the betas they were summed with."""
 
     step: int
     grad_sum: tuple
     square_sum: tuple
+    beta_1: float
+    beta_2: float
 
 
 class AdamState(NamedTuple):
     """The state of :func:`adam` in skbackprop 0.1.0: the step count and the
     two moment estimates themselves. Only a model saved by that version holds
-    one; :func:`sums_from_moments` turns it into an :class:`AdamSums`."""
+    one; :func:`resume_adam` turns it into an :class:`AdamSums`."""
 
     step: int
     m: tuple
     v: tuple
 
 
-def sums_from_moments(state, beta_1, beta_2):
-    """The :class:`AdamSums` of ``state``, an :class:`AdamState` (new arrays)."""
+def resume_adam(state, beta_1, beta_2):
+    """The state from which :func:`adam` with ``beta_1`` and ``beta_2`` goes
+    on where ``state`` left off: Adam goes on from the same moment estimates
+    ``m`` and ``v``, whichever betas made them, as classic Adam would.
+
+    An :class:`AdamSums` summed with other betas is rescaled, and 0.1.0's
+    :class:`AdamState` (the moments themselves) converted, into new arrays;
+    any other state is returned as it is."""
+    beta_1, beta_2 = _python_float(beta_1), _python_float(beta_2)
+    if isinstance(state, AdamState):
+        moments, m_scale, v_scale = (state.m, state.v), 1.0, 1.0
+    elif isinstance(state, AdamSums) and (state.beta_1, state.beta_2) != (beta_1, beta_2):
+        moments = (state.grad_sum, state.square_sum)
+        m_scale, v_scale = 1 - state.beta_1, 1 - state.beta_2  # m = (1 - beta_1) M
+    else:
+        return state
     return AdamSums(
         step=state.step,
-        grad_sum=tuple(m / (1 - beta_1) for m in state.m),
-        square_sum=tuple(v / (1 - beta_2) for v in state.v),
+        grad_sum=tuple(m * (m_scale / (1 - beta_1)) for m in moments[0]),
+        square_sum=tuple(v * (v_scale / (1 - beta_2)) for v in moments[1]),
+        beta_1=beta_1,
+        beta_2=beta_2,
     )
 
 
 def _python_float(x):
     """``x`` as a Python float, for the scalars that multiply arrays: NumPy
-    computes ``float32 array * numpy.float64`` in float64, and converts
+    2 computes ``float32 array * numpy.float64`` in float64, and converts
     back (160,000 values: 50 µs against 6.5 µs), but takes a Python float
-    at the array's precision. (A learning rate from ``np.logspace``, or
+    at the array's precision (NumPy 1.26 did so for both). (A learning rate from ``np.logspace``, or
     Adam's bias correction computed with ``np.sqrt``, is a NumPy float64.)"""
     return float(x)
 
@@ -193,6 +211,8 @@ def adam(beta_1=0.9, beta_2=0.999, epsilon=1e-8):
             step=0,
             grad_sum=tuple(np.zeros_like(p) for p in params),
             square_sum=tuple(np.zeros_like(p) for p in params),
+            beta_1=beta_1,
+            beta_2=beta_2,
         )
 
     def constants(step, learning_rate):
@@ -207,7 +227,7 @@ def adam(beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         V = tuple(beta_2 * V + g**2 for V, g in zip(state.square_sum, grads))
         rate, eps = constants(step, learning_rate)
         updates = tuple(-rate * M_i / (np.sqrt(V_i) + eps) for M_i, V_i in zip(M, V))
-        return updates, AdamSums(step=step, grad_sum=M, square_sum=V)
+        return updates, state._replace(step=step, grad_sum=M, square_sum=V)
 
     def apply(params, grads, state, learning_rate):
         step = state.step + 1

@@ -27,7 +27,7 @@ def problem(output, n_outputs, activation, dtype, seed=0, n_samples=37, sizes=(6
 
 
 def test_a_numpy_alpha_keeps_the_float32_penalty_in_float32():
-    """``float32 array * numpy.float64`` is computed in float64 (and 8x
+    """NumPy 2 computes ``float32 array * numpy.float64`` in float64 (and 8x
     slower): an ``alpha`` from NumPy (as a grid search's ``np.logspace``
     gives) makes the same float32 numbers as a Python float."""
     X, Y, layer_sizes, coefs, intercepts = problem("softmax", 3, "relu", np.float32,

@@ -842,9 +842,23 @@ def test_adam_refuses_an_epsilon_that_is_0_or_inf_in_float32(epsilon):
         assert not clf64.diverged_ and len(clf64.loss_curve_) == 5
         for method, kwargs in (("fit", {}), ("partial_fit", {"classes": [0, 1]})):
             clf32 = BackpropMLPClassifier(**params)
-            with pytest.raises(ValueError, match="in float32, the dtype of the model's"):
+            with pytest.raises(ValueError, match="(is 0 in|is too large for) float32, the dtype of"):
                 getattr(clf32, method)(X.astype(np.float32), y, **kwargs)
             assert not hasattr(clf32, "coefs_")
+
+
+def test_adam_refuses_an_epsilon_that_is_inf_in_float64_once_divided():
+    """epsilon / sqrt(1 - beta_2), what Adam's sums add, overflows float64
+    for epsilon=1e308: refused, naming that value, before any change."""
+    X, y = np.c_[np.arange(20.0), np.ones(20)], np.arange(20) % 2
+    clf = BackpropMLPClassifier((), epsilon=1e308)
+    with pytest.raises(ValueError, match=r"too large for float64.*\(inf with beta_2=0.999\)"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "coefs_")
+    with warnings.catch_warnings():  # beta_2=0: nothing divides epsilon, which float64 holds
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted = BackpropMLPClassifier((), epsilon=1e308, beta_2=0.0, max_iter=2).fit(X, y)
+    assert np.isfinite(fitted.coefs_[0]).all()
 
 
 @pytest.mark.parametrize("y", [["a", None, "b", "a"], ["a", 1, "b", 1]])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from skbackprop._optimizers import AdamState, AdamSums, SGDState, adam, sgd, sums_from_moments
+from skbackprop._optimizers import AdamState, AdamSums, SGDState, adam, resume_adam, sgd
 
 
 def grad_J(x):
@@ -169,8 +169,8 @@ def test_adam_goes_on_from_a_state_of_moments_saved_by_0_1_0(in_place):
     expected = x - lr * np.sqrt(1 - b2**(t + 1)) / (1 - b1**(t + 1)) * m_next / (
         np.sqrt(v_next) + eps)
     optimizer = adam(beta_1=b1, beta_2=b2, epsilon=eps)
-    state = sums_from_moments(AdamState(step=t, m=(m.copy(),), v=(v.copy(),)), b1, b2)
-    assert isinstance(state, AdamSums) and state.step == t
+    state = resume_adam(AdamState(step=t, m=(m.copy(),), v=(v.copy(),)), b1, b2)
+    assert isinstance(state, AdamSums) and state.step == t and (state.beta_1, state.beta_2) == (b1, b2)
     if in_place:
         params = [x.copy()]
         state = optimizer.apply(params, [g.copy()], state, lr)
@@ -183,7 +183,7 @@ def test_adam_goes_on_from_a_state_of_moments_saved_by_0_1_0(in_place):
 
 
 def test_a_numpy_learning_rate_keeps_float32_arithmetic_in_float32():
-    """NumPy computes ``float32 array * numpy.float64`` in float64 (and 8x
+    """NumPy 2 computes ``float32 array * numpy.float64`` in float64 (and 8x
     slower); the optimizers take a NumPy learning rate, as ``np.logspace``
     gives one, at the parameters' precision: g *= float32(lr), p -= g."""
     rng = np.random.RandomState(0)
@@ -210,3 +210,73 @@ def test_numpy_hyperparameters_give_adam_the_numbers_of_python_floats():
         results.append(params[0])
     assert results[1].dtype == np.float32
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["update", "apply"])
+def test_adam_with_new_betas_goes_on_from_the_same_moments(in_place):
+    """Sums made with betas (0.9, 0.999), resumed with (0.5, 0.9): the next
+    step is classic Adam's with the new betas from the same m and v."""
+    rng = np.random.RandomState(0)
+    old, b1, b2, lr, eps = adam(0.9, 0.999), 0.5, 0.9, 0.05, 1e-8
+    x = rng.normal(size=4)
+    state = old.init([x])
+    for _ in range(3):
+        _, state = old.update([rng.normal(size=4)], state, lr)
+    m, v = 0.1 * state.grad_sum[0], 0.001 * state.square_sum[0]  # the moments
+    g, t = rng.normal(size=4), state.step + 1
+    m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+    expected = x - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+    before = [a.copy() for a in state.grad_sum + state.square_sum]
+    resumed = resume_adam(state, b1, b2)
+    for a, b in zip(before, state.grad_sum + state.square_sum):  # the old state untouched
+        np.testing.assert_array_equal(a, b)
+    assert (resumed.beta_1, resumed.beta_2) == (b1, b2)
+    new = adam(b1, b2, eps)
+    if in_place:
+        params = [x.copy()]
+        new.apply(params, [g.copy()], resumed, lr)
+        got = params[0]
+    else:
+        (update,), _ = new.update([g], resumed, lr)
+        got = x + update
+    assert_allclose(got, expected, rtol=1e-13)
+
+
+def test_resume_adam_keeps_a_state_of_the_same_betas_and_other_states():
+    state = adam(0.8, 0.99).init([np.zeros(2)])
+    assert resume_adam(state, 0.8, np.float64(0.99)) is state
+    sgd_state = sgd(0.9).init([np.zeros(2)])
+    assert resume_adam(sgd_state, 0.8, 0.99) is sgd_state
+
+
+def test_adams_float32_step_is_computed_in_float32():
+    """Adam's step size and epsilon, computed with NumPy, are used as Python
+    floats: the step is the float32 arithmetic written out here."""
+    rng = np.random.RandomState(0)
+    p = rng.normal(size=1000).astype(np.float32)
+    g = rng.normal(size=1000).astype(np.float32)
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
+    rate = lr * np.sqrt(1 - b2**1) / (1 - b1**1) * (1 - b1) / np.sqrt(1 - b2)
+    f32 = np.float32
+    expected = p - g / (np.sqrt(g * g) + f32(eps / np.sqrt(1 - b2))) * f32(rate)
+    params = [p.copy()]
+    optimizer = adam(b1, b2, eps)
+    optimizer.apply(params, [g.copy()], optimizer.init(params), lr)
+    assert params[0].dtype == np.float32
+    np.testing.assert_array_equal(params[0], expected)
+
+
+def test_a_numpy_momentum_keeps_float32_arithmetic_in_float32():
+    rng = np.random.RandomState(0)
+    p = rng.normal(size=1000).astype(np.float32)
+    g1, g2 = (rng.normal(size=1000).astype(np.float32) for _ in range(2))
+    f32 = np.float32
+    v = -f32(0.1) * g1
+    v = f32(0.7) * v - f32(0.1) * g2
+    expected = p - f32(0.1) * g1 + v
+    optimizer = sgd(momentum=np.float64(0.7))
+    params = [p.copy()]
+    state = optimizer.init(params)
+    for g in (g1, g2):
+        state = optimizer.apply(params, [g.copy()], state, 0.1)
+    np.testing.assert_array_equal(params[0], expected)

@@ -294,6 +294,30 @@ def test_a_partial_fit_stream_keeps_its_first_rate_as_mlpclassifier(iris, schedu
     assert_same_weights(ours, unchanged, rtol=1e-12)
 
 
+def test_betas_changed_in_a_partial_fit_stream_apply_to_the_same_moments(iris):
+    """Adam keeps sums of the gradients (its moments divided by 1 - beta):
+    after set_params(beta_1=..., beta_2=...), the next call goes on from the
+    same moments m and v with the new betas, as classic Adam (and 0.1.0)
+    would; the step is computed here from the public gradient."""
+    X, y = iris
+    X, y = X[::3], y[::3]  # 50 rows: one full-batch step per call
+    model = BackpropMLPClassifier((5,), batch_size=50, learning_rate_init=0.01,
+                                  random_state=0)
+    for _ in range(3):
+        model.partial_fit(X, y, classes=[0, 1, 2])
+    state = model._stochastic_state.optimizer_state
+    m, v = 0.1 * state.grad_sum[0], 0.001 * state.square_sum[0]  # the default betas'
+    b1, b2, eps, lr, t = 0.5, 0.9, model.epsilon, 0.01, state.step + 1
+    _, coef_grads, intercept_grads = model.loss_gradient(X, y)
+    theta = np.concatenate([a.ravel() for a in model.coefs_ + model.intercepts_])
+    g = np.concatenate([a.ravel() for a in coef_grads + intercept_grads])
+    m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+    expected = theta - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+    model.set_params(beta_1=b1, beta_2=b2).partial_fit(X, y)
+    got = np.concatenate([a.ravel() for a in model.coefs_ + model.intercepts_])
+    assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
 def test_partial_fit_refuses_early_stopping_and_balanced_class_weight(iris):
     X, y = iris
     with pytest.raises(ValueError, match="early_stopping"):
