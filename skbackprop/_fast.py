@@ -546,8 +546,9 @@ def flatten(coefs, intercepts, dtype):
 # Each activation applied in place to the pre-activation Z, and each
 # derivative (from the output A) multiplied in place into the error dA.
 # ``scratch`` is a buffer shaped like A. ``zero`` is 0, or (faster) an array
-# of zeros shaped like Z: NumPy vectorises ``maximum`` and ``greater``
-# between two arrays, but not against a scalar (4x slower here).
+# of zeros shaped like Z: NumPy vectorises ``maximum`` between two arrays,
+# but not against a scalar (3x slower here). ``greater`` is the other way
+# round: against the scalar 0, 16.5 µs for 128 x 512 values, against 19.2.
 
 
 def _relu(Z, zero):
@@ -572,7 +573,7 @@ def _identity(Z, zero):
 
 
 def _relu_times(dA, A, scratch, zero):
-    np.greater(A, zero, out=scratch)  # step(A), as 0.0/1.0: a multiply beats a boolean mask
+    np.greater(A, 0, out=scratch)  # step(A), as 0.0/1.0: a multiply beats a boolean mask
     dA *= scratch
 
 
