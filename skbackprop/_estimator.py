@@ -41,7 +41,7 @@ from ._fast import predict_logits as fast_logits
 from ._fast import softmax as fast_softmax
 from ._losses import OUTPUTS
 from ._network import init_params, loss_from_logits, objective
-from ._optimizers import adam, copy_state, resume_adam, sgd
+from ._optimizers import adam, copy_state, overflowed_sums, resume_adam, sgd
 from ._training import (
     MinibatchConfig,
     SolverState,
@@ -890,11 +890,6 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
             # saved before a stream kept its starting rate: such streams went
             # on from the current learning_rate_init
             previous_state = previous_state._replace(learning_rate_init=self.learning_rate_init)
-        if previous_state is not None:
-            # Adam goes on from the moments it saved, whatever betas (or, in a
-            # model saved by 0.1.0, whatever form) they were saved with
-            previous_state = previous_state._replace(optimizer_state=resume_adam(
-                previous_state.optimizer_state, self.beta_1, self.beta_2))
         fresh_optimizer_state = optimizer.init(params)
         watches_score = self.early_stopping and not incremental  # partial_fit never validates
         if previous_state is not None and (self.best_loss_ is None) != watches_score:
@@ -905,6 +900,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                 best=-np.inf if watches_score else np.inf, no_improvement=0
             )
         if incremental and previous_state is not None:
+            # Adam goes on from the moments it saved, whatever betas (or, in a
+            # model saved by 0.1.0, whatever form) they were saved with
+            previous_state = previous_state._replace(optimizer_state=resume_adam(
+                previous_state.optimizer_state, self.beta_1, self.beta_2))
             if _same_layout(previous_state.optimizer_state, fresh_optimizer_state):
                 # a copy: training overwrites the state's arrays, and a call that
                 # fails must leave the previous state as it was
@@ -1115,6 +1114,27 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
                     "learning rate."
                 )
             warnings.warn(message, ConvergenceWarning)
+        if not result.diverged:
+            self._warn_about_overflowed_sums(result.state.optimizer_state)
+
+    def _warn_about_overflowed_sums(self, optimizer_state):
+        """Warn if Adam's sum of squared gradients overflowed for some
+        parameters: their steps are 0 from then on, and no loss shows it."""
+        stopped = overflowed_sums(optimizer_state)
+        if not stopped:
+            return
+        dtype = self.coefs_[0].dtype
+        limit = np.sqrt(float(np.finfo(dtype).max) * (1 - self.beta_2))
+        n_params = sum(a.size for a in self.coefs_ + self.intercepts_)
+        warnings.warn(
+            f"Adam's sum of squared gradients overflowed in {dtype} for {stopped} of the "
+            f"model's {n_params} weights and biases: their steps are 0 from then on, so "
+            f"they no longer learn. Gradients that large (beyond about {limit:.2g} with "
+            f"beta_2={self.beta_2}) come from features of a similar size, such as "
+            "timestamps: standardise the features (StandardScaler), or fit a new model "
+            "on float64 X.",
+            ConvergenceWarning,
+        )
 
     # -------------------------------------------------------------- predict
 

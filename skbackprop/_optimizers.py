@@ -124,12 +124,23 @@ def resume_adam(state, beta_1, beta_2):
     )
 
 
+def overflowed_sums(state):
+    """How many of the sums of squared gradients in ``state`` are not finite
+    (0 for a state other than :class:`AdamSums`). ``V`` is ``1 / (1 -
+    beta_2)`` times Adam's second moment, and overflows that much sooner;
+    where it is inf, the step ``M / (sqrt(V) + eps)`` is 0 for ever."""
+    if not isinstance(state, AdamSums):
+        return 0
+    return sum(int(V.size - np.count_nonzero(np.isfinite(V))) for V in state.square_sum)
+
+
 def _python_float(x):
     """``x`` as a Python float, for the scalars that multiply arrays: NumPy
     2 computes ``float32 array * numpy.float64`` in float64, and converts
     back (160,000 values: 50 µs against 6.5 µs), but takes a Python float
-    at the array's precision (NumPy 1.26 did so for both). (A learning rate from ``np.logspace``, or
-    Adam's bias correction computed with ``np.sqrt``, is a NumPy float64.)"""
+    at the array's precision (NumPy 1.26 did so for both). A learning rate
+    from ``np.logspace``, or Adam's bias correction computed with
+    ``np.sqrt``, is a NumPy float64."""
     return float(x)
 
 

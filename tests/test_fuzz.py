@@ -821,8 +821,10 @@ def test_weights_that_overflow_are_a_value_error(dtype, solver, class_weight, sa
         assert not hasattr(clf, "coefs_")
 
 
-@pytest.mark.parametrize("epsilon", [1e-50, 1e-300, 1e38, 1e39])
-def test_adam_refuses_an_epsilon_that_is_0_or_inf_in_float32(epsilon):
+@pytest.mark.parametrize("epsilon, problem", [(1e-50, "is 0 in"), (1e-300, "is 0 in"),
+                                              (1e38, "is too large for"),
+                                              (1e39, "is too large for")])
+def test_adam_refuses_an_epsilon_that_is_0_or_too_large_in_float32(epsilon, problem):
     """Adam adds epsilon in the weights' dtype: one that is 0 in float32
     divided by zero, or (0/0) made a parameter of zero gradient NaN, which
     the divergence guard took for a divergence; one that is inf there would
@@ -842,9 +844,27 @@ def test_adam_refuses_an_epsilon_that_is_0_or_inf_in_float32(epsilon):
         assert not clf64.diverged_ and len(clf64.loss_curve_) == 5
         for method, kwargs in (("fit", {}), ("partial_fit", {"classes": [0, 1]})):
             clf32 = BackpropMLPClassifier(**params)
-            with pytest.raises(ValueError, match="(is 0 in|is too large for) float32, the dtype of"):
+            with pytest.raises(ValueError, match=f"{problem} float32, the dtype of"):
                 getattr(clf32, method)(X.astype(np.float32), y, **kwargs)
             assert not hasattr(clf32, "coefs_")
+
+
+def test_adam_warns_when_its_sum_of_squares_overflows_in_float32():
+    """Features the size of nanosecond timestamps make float32 gradients
+    beyond 5.8e17, whose sum of squares (1/(1 - beta_2) times Adam's second
+    moment) overflows: those parameters' steps are 0 from then on, which no
+    loss shows. The fit warns, naming the cause; in float64 it does not."""
+    rng = np.random.RandomState(0)
+    X = np.c_[2.5e18 + rng.rand(400) * 1e16, rng.randn(400)]
+    y = (X[:, 1] > 0).astype(int)
+    params = dict(hidden_layer_sizes=(5,), batch_size=20, max_iter=100, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="sum of squared gradients overflowed in float32"):
+        clf = BackpropMLPClassifier(**params).fit(X.astype(np.float32), y)
+    assert np.isinf(clf._stochastic_state.optimizer_state.square_sum[0]).any()
+    assert not clf.diverged_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BackpropMLPClassifier(**params).fit(X, y)
 
 
 def test_adam_refuses_an_epsilon_that_is_inf_in_float64_once_divided():

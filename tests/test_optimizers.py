@@ -170,7 +170,8 @@ def test_adam_goes_on_from_a_state_of_moments_saved_by_0_1_0(in_place):
         np.sqrt(v_next) + eps)
     optimizer = adam(beta_1=b1, beta_2=b2, epsilon=eps)
     state = resume_adam(AdamState(step=t, m=(m.copy(),), v=(v.copy(),)), b1, b2)
-    assert isinstance(state, AdamSums) and state.step == t and (state.beta_1, state.beta_2) == (b1, b2)
+    assert isinstance(state, AdamSums) and state.step == t
+    assert (state.beta_1, state.beta_2) == (b1, b2)
     if in_place:
         params = [x.copy()]
         state = optimizer.apply(params, [g.copy()], state, lr)
