@@ -1126,13 +1126,14 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
         dtype = self.coefs_[0].dtype
         limit = np.sqrt(float(np.finfo(dtype).max) * (1 - self.beta_2))
         n_params = sum(a.size for a in self.coefs_ + self.intercepts_)
+        or_float64 = " (or on float64 X)" if dtype != np.float64 else ""
         warnings.warn(
             f"Adam's sum of squared gradients overflowed in {dtype} for {stopped} of the "
             f"model's {n_params} weights and biases: their steps are 0 from then on, so "
-            f"they no longer learn. Gradients that large (beyond about {limit:.2g} with "
-            f"beta_2={self.beta_2}) come from features of a similar size, such as "
-            "timestamps: standardise the features (StandardScaler), or fit a new model "
-            "on float64 X.",
+            f"they no longer learn, and partial_fit keeps these sums. Gradients that large "
+            f"(beyond about {limit:.2g} with beta_2={self.beta_2}) come from features of a "
+            "similar size, such as timestamps: standardise the features (StandardScaler) "
+            f"and fit the model again{or_float64}.",
             ConvergenceWarning,
         )
 
