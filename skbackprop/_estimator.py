@@ -247,9 +247,10 @@ class BackpropMLPClassifier(*_CALLBACK_BASES, ClassifierMixin, BaseEstimator):
     beta_2 : float, default=0.999
         Decay of the second-moment estimate of ``"adam"``, in [0, 1).
     epsilon : float, default=1e-8
-        Numerical-stability constant of ``"adam"``, added in the dtype of the
-        weights: one that is 0 or inf there (below about 1e-45, or above
-        3.4e38, in float32) is refused.
+        Numerical-stability constant of ``"adam"``, added (divided by
+        ``sqrt(1 - beta_2)``) in the dtype of the weights: one that is 0
+        there (below about 1e-45 in float32), or inf once divided (with the
+        default ``beta_2``, above about 1.08e37 in float32), is refused.
     n_iter_no_change : int, default=10
         Number of epochs without an improvement of ``tol`` that ends training.
     max_fun : int, default=15000

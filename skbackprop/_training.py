@@ -170,7 +170,9 @@ def run_epoch(objective, params, batches, optimizer=None, state=None, learning_r
     ``FusedObjective.steps_in_lockstep``, whose two threads run through the
     whole epoch together).
     """
-    batches = [(X, Y, w) for X, Y, w in batches if total_weight(X, w) != 0]
+    weighed = [((X, Y, w), total_weight(X, w)) for X, Y, w in batches]
+    weighed = [(batch, weight) for batch, weight in weighed if weight != 0]
+    batches = [batch for batch, _ in weighed]
     if optimizer is None:
         losses = [objective(params, X, Y, w)[0] for X, Y, w in batches]
     else:
@@ -179,8 +181,7 @@ def run_epoch(objective, params, batches, optimizer=None, state=None, learning_r
     if batch_losses is not None:
         batch_losses.extend(losses)
     loss_sum = weight_sum = 0.0
-    for loss, (X, _, w) in zip(losses, batches):
-        weight = total_weight(X, w)
+    for loss, (_, weight) in zip(losses, weighed):
         loss_sum += loss * weight
         weight_sum += weight
     return loss_sum / weight_sum, state
